@@ -1,0 +1,85 @@
+"""edgekit: a white-box deployment toolchain for edge neural networks.
+
+The Python API mirrors the CLI, one function per stage. Heavy dependencies (torch, TVM) are
+imported by the stage that needs them, so `import edgekit` stays cheap.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edgekit.errors import EdgekitError, GateFailure, InputError
+
+if TYPE_CHECKING:
+    from edgekit.checker import CheckReport
+    from edgekit.exporter import ExportReport
+    from edgekit.runtime import CompiledModel
+    from edgekit.targets import TargetSpec
+
+__version__ = "0.1.0"
+__all__ = ["EdgekitError", "GateFailure", "InputError", "check", "compile", "export", "load", "targets"]
+
+
+def export(
+    source: str | Path,
+    output: str | Path,
+    *,
+    opset: int = 18,
+    input_names: list[str] | None = None,
+    output_names: list[str] | None = None,
+    dynamic_axes: dict[str, dict[int, str]] | None = None,
+    atol: float = 1e-4,
+    rtol: float = 1e-3,
+) -> ExportReport:
+    """PyTorch (`model.pt2` or `file.py:factory`) to ONNX, checked against PyTorch in ONNX Runtime."""
+    from edgekit.exporter import ExportOptions, export_model
+
+    options = ExportOptions(opset, list(input_names or []), list(output_names or []), dict(dynamic_axes or {}), atol, rtol)
+    return export_model(str(source), Path(output), options)
+
+
+def compile(  # noqa: A001 - the stage is called compile
+    model: str | Path,
+    output: str | Path,
+    *,
+    target: str = "x86_64",
+    shapes: dict[str, tuple[int, ...]] | None = None,
+    name: str = "",
+) -> Path:
+    """Compile an ONNX file for `target` into an artifact folder; returns the folder."""
+    from edgekit.compiler import CompileOptions, compile_onnx
+
+    return compile_onnx(Path(model), Path(output), CompileOptions(target=target, shapes=dict(shapes or {}), name=name))
+
+
+def check(
+    artifact: str | Path,
+    reference: str | Path,
+    data: str | Path,
+    *,
+    max_abs: float | None = 1e-3,
+    min_cosine: float | None = 0.999,
+    min_top1_agreement: float | None = None,
+    threads: int | None = None,
+) -> CheckReport:
+    """Compare an artifact with ONNX Runtime on a data set; `report.passed` says if every gate held."""
+    from edgekit.checker import Thresholds
+    from edgekit.checker import check as run_check
+
+    thresholds = Thresholds(max_abs=max_abs, min_cosine=min_cosine, min_top1_agreement=min_top1_agreement)
+    return run_check(Path(artifact), Path(reference), Path(data), thresholds, threads)
+
+
+def load(artifact: str | Path, threads: int | None = None, cpu_ids: list[int] | None = None) -> CompiledModel:
+    """Load an artifact folder; call the result with arrays by input name to get outputs by name."""
+    from edgekit.runtime import load as load_artifact
+
+    return load_artifact(Path(artifact), threads=threads, cpu_ids=cpu_ids)
+
+
+def targets() -> list[TargetSpec]:
+    """Every bundled target descriptor."""
+    from edgekit.targets import list_targets
+
+    return list_targets()

@@ -1,0 +1,301 @@
+"""The `edgekit` command line: thin commands over the library, one error line per failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+from rich.table import Table
+
+from edgekit import console
+from edgekit.errors import EdgekitError, InputError
+from edgekit.files import atomic_file
+
+INTERNAL_ERROR = 3
+
+
+class EdgekitGroup(click.Group):
+    """Turns EdgekitError into one line on stderr and its exit code; --debug keeps tracebacks."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except EdgekitError as exc:
+            if _debug(ctx):
+                raise
+            click.echo(f"edgekit: error: {exc.one_line()}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("edgekit: interrupted", err=True)
+            ctx.exit(130)
+        except Exception as exc:  # noqa: BLE001 - the CLI edge: anything unexpected is one line too
+            if _debug(ctx):
+                raise
+            text = str(exc).strip().splitlines()
+            click.echo(f"edgekit: internal error: {type(exc).__name__}: {text[-1] if text else ''} (rerun with --debug for the traceback)", err=True)
+            ctx.exit(INTERNAL_ERROR)
+
+
+def _debug(ctx: click.Context) -> bool:
+    return bool((ctx.obj or {}).get("debug")) or os.environ.get("EDGEKIT_DEBUG") == "1"
+
+
+@click.group(cls=EdgekitGroup)
+@click.option("--debug", is_flag=True, help="Show full tracebacks.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@click.version_option(package_name="edgekit")
+@click.pass_context
+def main(ctx: click.Context, debug: bool, quiet: bool) -> None:
+    """edgekit: export, compile, run and check edge neural networks, in the open."""
+    ctx.obj = {"debug": debug}
+    console.quiet = quiet
+
+
+@main.command()
+@click.argument("source")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="ONNX file to write.")
+@click.option("--opset", default=18, show_default=True, help="ONNX opset (>= 18).")
+@click.option("--input-name", "input_names", multiple=True, help="Name of each input, in order (repeat).")
+@click.option("--output-name", "output_names", multiple=True, help="Name of each output, in order (repeat).")
+@click.option("--dynamic", "dynamic", multiple=True, metavar="NAME:AXIS=DIM", help="Make an axis dynamic, e.g. image:0=batch (repeat).")
+@click.option("--atol", default=1e-4, show_default=True, help="Absolute tolerance of the ONNX Runtime vs PyTorch check.")
+@click.option("--rtol", default=1e-3, show_default=True, help="Relative tolerance of the same check.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the parity report as JSON.")
+def export(source, output, opset, input_names, output_names, dynamic, atol, rtol, json_path):
+    """PyTorch to ONNX. SOURCE is model.pt2 (torch.export.save) or file.py:factory returning (model, example_inputs)."""
+    import edgekit
+    from edgekit.errors import GateFailure
+
+    try:
+        report = edgekit.export(
+            source, output, opset=opset, input_names=list(input_names), output_names=list(output_names),
+            dynamic_axes=_parse_dynamic(dynamic), atol=atol, rtol=rtol,
+        )
+    except GateFailure as failure:
+        if failure.report is not None:
+            _print_parity(failure.report)
+            _maybe_write_json(json_path, failure.report.to_dict())
+        raise
+    _print_parity(report)
+    _maybe_write_json(json_path, report.to_dict())
+    console.out.print(f"wrote {output}")
+
+
+@main.command(name="compile")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("-t", "--target", default="x86_64", show_default=True, help="Target name (see `edgekit targets`) or a target .toml file.")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Artifact folder to write.")
+@click.option("--shape", "shapes", multiple=True, metavar="NAME=1x3x224x224", help="Static shape for an input with symbolic dims (repeat).")
+@click.option("--name", default="", help="Artifact name (default: the ONNX file's stem).")
+def compile_command(model, target, output, shapes, name):
+    """Compile ONNX (any exporter, opset 11+) for a target into an artifact folder."""
+    import edgekit
+    from edgekit.onnx_model import parse_shape_option
+
+    edgekit.compile(model, output, target=target, shapes=dict(parse_shape_option(s) for s in shapes), name=name)
+    manifest = json.loads((output / "manifest.json").read_text())
+    table = Table(title=f"artifact {output}")
+    for column in ("tensor", "name", "shape", "dtype"):
+        table.add_column(column)
+    for kind in ("inputs", "outputs"):
+        for spec in manifest[kind]:
+            table.add_row(kind[:-1], spec["name"], "x".join(map(str, spec["shape"])), spec["dtype"])
+    console.out.print(table)
+
+
+@main.command()
+@click.argument("artifact", type=click.Path(path_type=Path))
+@click.option("-i", "--input", "inputs", multiple=True, metavar="[NAME=]FILE", help="Input .npy (positional or name=file.npy), or an .npz of named arrays (repeat).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write outputs to .npz (all) or .npy (single output).")
+@click.option("--repeat", default=0, show_default=True, help="Time this many runs and print latency statistics.")
+@click.option("--warmup", default=10, show_default=True, help="Untimed runs before timing.")
+@click.option("--threads", type=int, help="Runtime threads (default: the target's cores from the manifest).")
+@click.option("--cpus", help="Pin threads to these cores, e.g. 0-3 or 4,5,6,7.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write timing statistics as JSON.")
+def run(artifact, inputs, output, repeat, warmup, threads, cpus, json_path):
+    """Run an artifact with the TVM runtime."""
+    import edgekit
+    from edgekit.runtime import time_model
+
+    model = edgekit.load(artifact, threads=threads, cpu_ids=_parse_cpus(cpus))
+    feeds = _read_inputs(inputs, [spec.name for spec in model.inputs])
+    results = model(**feeds)
+    for name, value in results.items():
+        console.out.print(f"{name}: {'x'.join(map(str, value.shape))} {value.dtype}  {_preview(value)}")
+    if output is not None:
+        _write_outputs(output, results)
+        console.out.print(f"wrote {output}")
+    if repeat:
+        stats = time_model(model, model.bind((), feeds), repeat=repeat, warmup=warmup)
+        table = Table(title=f"latency over {stats.runs} runs ({stats.threads} threads)")
+        for column in ("p50 ms", "p90 ms", "p99 ms", "mean ms", "CPU ms / inference"):
+            table.add_column(column, justify="right")
+        table.add_row(*(f"{v:.3f}" for v in (stats.p50_ms, stats.p90_ms, stats.p99_ms, stats.mean_ms, stats.cpu_ms_per_inference)))
+        console.out.print(table)
+        _maybe_write_json(json_path, stats.to_dict())
+    elif json_path is not None:
+        raise InputError("--json writes timing statistics", "add --repeat N")
+
+
+@main.command(name="check")
+@click.argument("artifact", type=click.Path(path_type=Path))
+@click.option("--reference", required=True, type=click.Path(path_type=Path), help="The ONNX model to compare with (run by ONNX Runtime).")
+@click.option("--data", required=True, type=click.Path(path_type=Path), help="Data set: .npz or a folder of them (calibration_data/README.md).")
+@click.option("--max-abs", type=float, default=1e-3, show_default=True, help="Fail if any output's max abs error exceeds this.")
+@click.option("--min-cosine", type=float, default=0.999, show_default=True, help="Fail if any sample's cosine similarity falls below this.")
+@click.option("--min-top1", type=float, help="Fail if a classifier's top-1 agreement falls below this fraction.")
+@click.option("--threads", type=int, help="Threads for both runtimes.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the full report as JSON.")
+def check_command(artifact, reference, data, max_abs, min_cosine, min_top1, threads, json_path):
+    """Compare an artifact with ONNX Runtime on every sample; exit 1 if a threshold is violated."""
+    import edgekit
+    from edgekit.checker import write_report
+
+    report = edgekit.check(artifact, reference, data, max_abs=max_abs, min_cosine=min_cosine, min_top1_agreement=min_top1, threads=threads)
+    table = Table(title=f"{artifact} vs ONNX Runtime, {report.samples} samples")
+    for column in ("output", "max abs", "mean abs", "cosine min", "cosine mean", "top-1 agree", "acc artifact", "acc ORT"):
+        table.add_column(column, justify="right")
+    for m in report.outputs:
+        table.add_row(
+            m.name, f"{m.max_abs:.3g}", f"{m.mean_abs:.3g}", f"{m.cosine_min:.6f}", f"{m.cosine_mean:.6f}",
+            _fraction(m.top1_agreement), _fraction(m.accuracy_artifact), _fraction(m.accuracy_reference),
+        )
+    console.out.print(table)
+    if json_path is not None:
+        write_report(report, json_path)
+    if not report.passed:
+        for violation in report.violations:
+            click.echo(f"edgekit: check failed: {violation}", err=True)
+        sys.exit(1)
+    console.out.print("[green]check passed[/]")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the descriptors as JSON.")
+def targets(as_json):
+    """List the target descriptors and their key facts."""
+    import edgekit
+
+    specs = edgekit.targets()
+    if as_json:
+        click.echo(json.dumps([spec.to_dict() for spec in specs], indent=2))
+        return
+    table = Table(title="edgekit targets")
+    for column in ("name", "triple", "cpu", "features", "cores", "accelerator", "fp32 GFLOP/s", "int8 GOP/s", "GB/s"):
+        table.add_column(column)
+    for spec in specs:
+        accel = f"{spec.accelerator.kind} {spec.accelerator.arch}" if spec.accelerator else "-"
+        table.add_row(
+            spec.name, spec.cpu.triple, spec.cpu.mcpu, ",".join(spec.cpu.features) or "-", str(spec.cpu.cores), accel,
+            f"{spec.peak.fp32_gflops:g}", f"{spec.peak.int8_gops:g}", f"{spec.peak.memory_bandwidth_gbs:g}",
+        )
+    console.out.print(table)
+
+
+def _parse_dynamic(values: tuple[str, ...]) -> dict[str, dict[int, str]]:
+    axes: dict[str, dict[int, str]] = {}
+    for text in values:
+        try:
+            name, rest = text.split(":", 1)
+            axis, dim = rest.split("=", 1)
+            axes.setdefault(name, {})[int(axis)] = dim
+        except ValueError:
+            raise InputError(f"--dynamic '{text}' is not of the form name:axis=dim", "e.g. --dynamic image:0=batch") from None
+    return axes
+
+
+def _parse_cpus(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    cpus: list[int] = []
+    try:
+        for part in text.split(","):
+            low, _, high = part.partition("-")
+            cpus.extend(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise InputError(f"--cpus '{text}' is not a core list", "e.g. --cpus 0-3 or --cpus 4,5,6,7") from None
+    return cpus
+
+
+def _read_inputs(options: tuple[str, ...], input_names: list[str]) -> dict[str, np.ndarray]:
+    feeds: dict[str, np.ndarray] = {}
+    positional = iter(input_names)
+    for option in options:
+        name, sep, path_text = option.rpartition("=")
+        path = Path(path_text)
+        if not path.is_file():
+            raise InputError(f"input file not found: {path}", "check the --input path")
+        if path.suffix == ".npz":
+            feeds.update(_load_npz(path))
+            continue
+        array = _load_npy(path)
+        if not sep:
+            name = next(positional, None)
+            if name is None:
+                raise InputError(f"more --input files than model inputs ({len(input_names)})", f"inputs: {', '.join(input_names)}")
+        feeds[name] = array
+    if not options:
+        raise InputError("no --input given", f"give one per model input: {', '.join(input_names)}")
+    return feeds
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise InputError(f"{path} is not a readable .npy file ({exc})", "write it with numpy.save") from None
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {name: npz[name] for name in npz.files}
+    except (ValueError, OSError, EOFError) as exc:
+        raise InputError(f"{path} is not a readable .npz file ({exc})", "write it with numpy.savez") from None
+
+
+def _write_outputs(path: Path, results: dict[str, np.ndarray]) -> None:
+    if path.suffix == ".npy":
+        if len(results) != 1:
+            raise InputError(f"the model has {len(results)} outputs; .npy holds one", "write .npz instead")
+        with atomic_file(path) as tmp, open(tmp, "wb") as f:
+            np.save(f, next(iter(results.values())))
+    elif path.suffix == ".npz":
+        with atomic_file(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **results)
+    else:
+        raise InputError(f"output {path} must end in .npz or .npy", "e.g. -o out.npz")
+
+
+def _maybe_write_json(path: Path | None, data: dict) -> None:
+    if path is not None:
+        with atomic_file(Path(path)) as tmp:
+            tmp.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def _print_parity(report) -> None:
+    table = Table(title=f"ONNX Runtime vs PyTorch (atol {report.atol:g}, rtol {report.rtol:g})")
+    for column in ("output", "shape", "max abs", "max rel", "result"):
+        table.add_column(column)
+    for p in report.outputs:
+        table.add_row(p.name, "x".join(map(str, p.shape)), f"{p.max_abs:.3g}", f"{p.max_rel:.3g}", "[green]ok[/]" if p.passed else "[red]FAIL[/]")
+    console.out.print(table)
+
+
+def _preview(value: np.ndarray) -> str:
+    flat = value.reshape(-1)[:4]
+    return "[" + ", ".join(f"{v:.4g}" if value.dtype.kind == "f" else str(v) for v in flat) + (", ...]" if value.size > 4 else "]")
+
+
+def _fraction(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""`edgekit compile`: ONNX in, a self-describing TVM artifact folder out."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+import tvm
+
+from edgekit import console, versions
+from edgekit.artifact import Manifest, write_manifest
+from edgekit.compiler.fold import fold_model
+from edgekit.compiler.relax_import import import_onnx, output_specs
+from edgekit.errors import InputError
+from edgekit.files import atomic_dir, sha256_file
+from edgekit.onnx_model import load_onnx, model_inputs, model_outputs, opset_version, resolve_static_shapes
+from edgekit.targets import TargetSpec, load_target
+
+LIBRARY = "model.so"
+
+
+@dataclass
+class CompileOptions:
+    target: str = "x86_64"
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    name: str = ""
+
+    def command(self, source: Path, output: Path) -> str:
+        parts = ["edgekit", "compile", str(source), "--target", self.target, "-o", str(output)]
+        for input_name, shape in sorted(self.shapes.items()):
+            parts += ["--shape", f"{input_name}={'x'.join(map(str, shape))}"]
+        if self.name:
+            parts += ["--name", self.name]
+        return shlex.join(parts)
+
+
+def compile_onnx(source: Path, output: Path, options: CompileOptions | None = None) -> Path:
+    """Compile the ONNX file `source` into the artifact folder `output`; return `output`.
+
+    Raises InputError for unreadable input or unknown targets and UnsupportedModelError when
+    TVM cannot import the model. The folder appears only when everything succeeded.
+    """
+    options = options or CompileOptions()
+    source, output = Path(source), Path(output)
+    target = load_target(options.target)
+    model = load_onnx(source)
+    inputs = resolve_static_shapes(model_inputs(model), options.shapes)
+    output_names = [spec.name for spec in model_outputs(model)]
+
+    started = time.perf_counter()
+    with console.step("folding constant and shape subgraphs"):
+        folded, fold_report = fold_model(model, inputs)
+    console.info(
+        f"folded {fold_report.nodes_before} -> {fold_report.nodes_after} nodes "
+        f"({fold_report.shape_ops_before} -> {fold_report.shape_ops_after} shape ops) with {fold_report.tool}; "
+        + (f"max abs diff vs original {fold_report.max_abs_diff:.2g}" if fold_report.verified else fold_report.note)
+    )
+    with console.step("importing into TVM Relax"):
+        mod = import_onnx(folded, inputs)
+    outputs = output_specs(mod, output_names)
+    with console.step(f"building for {target.name} ({target.cpu.triple}, {target.cpu.mcpu})"):
+        executable = tvm.compile(mod, target=tvm.target.Target(target.tvm_cpu_target()))
+
+    with atomic_dir(output) as folder:
+        _export_library(executable, folder / LIBRARY, target)
+        manifest = Manifest(
+            name=options.name or source.stem,
+            library=LIBRARY,
+            inputs=inputs,
+            outputs=outputs,
+            target=target.to_dict(),
+            tvm_target=target.tvm_cpu_target(),
+            source={"path": str(source), "sha256": sha256_file(source), "opset": opset_version(model), "producer": _producer(model)},
+            versions=versions.collect(),
+            build={
+                "command": options.command(source, output),
+                "options": {"target": options.target, "shapes": {k: list(v) for k, v in options.shapes.items()}, "name": options.name},
+                "folding": fold_report.to_dict(),
+                "pipeline": "tvm default (untuned)",
+                "seconds": round(time.perf_counter() - started, 2),
+            },
+            runtime={"threads": target.cpu.cores, "cpu_ids": list(target.cpu.cpu_ids), "spin_count": 0},
+        )
+        write_manifest(folder, manifest)
+    console.info(f"wrote {output} ({manifest.build['seconds']} s)")
+    return output
+
+
+def _export_library(executable, path: Path, target: TargetSpec) -> None:
+    if not target.is_cross:
+        executable.export_library(str(path))
+        return
+    from tvm.support import cc  # TVM 0.27 moved cc here from tvm.contrib
+
+    compiler = target.cpu.cross_compiler
+    if shutil.which(compiler) is None:
+        raise InputError(f"cross compiler {compiler} for target {target.name} is not installed", "run scripts/setup_cross.sh")
+    executable.export_library(str(path), fcompile=cc.cross_compiler(compiler))
+
+
+def _producer(model: onnx.ModelProto) -> str:
+    return f"{model.producer_name} {model.producer_version}".strip() or "unknown"

@@ -1,0 +1,1 @@
+"""Bundled demo model (a small digits CNN) used by edgekit's examples and tests."""

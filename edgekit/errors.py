@@ -1,0 +1,37 @@
+"""One family of errors, turned into one line and an exit code at the CLI edge."""
+
+from __future__ import annotations
+
+
+class EdgekitError(Exception):
+    """A problem the user can fix: `message` says what is wrong, `hint` how to fix it."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str = "", report: object | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.report = report  # the measurement behind a failure, for callers that want to show it
+
+    def one_line(self) -> str:
+        text = self.message.rstrip(".")
+        return f"{text}. {self.hint}" if self.hint else text
+
+
+class InputError(EdgekitError):
+    """Bad file, bad option or bad data: exit 2."""
+
+
+class UnsupportedModelError(EdgekitError):
+    """The model uses something the compiler cannot handle: exit 2."""
+
+
+class ArtifactError(EdgekitError):
+    """An artifact is missing, incomplete or tampered with: exit 2."""
+
+
+class GateFailure(EdgekitError):
+    """A measured result missed its threshold (export parity, accuracy check): exit 1."""
+
+    exit_code = 1

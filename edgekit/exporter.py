@@ -1,0 +1,212 @@
+"""`edgekit export`: PyTorch to ONNX with the dynamo exporter, checked against PyTorch itself."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import sys
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from edgekit import console
+from edgekit.errors import GateFailure, InputError
+from edgekit.files import atomic_file
+from edgekit.reference import Reference
+
+MIN_OPSET = 18  # the dynamo exporter's floor; older opsets come from other exporters
+
+
+@dataclass
+class ExportOptions:
+    opset: int = MIN_OPSET
+    input_names: list[str] = field(default_factory=list)
+    output_names: list[str] = field(default_factory=list)
+    # input name -> {axis: symbolic dimension name}, e.g. {"image": {0: "batch"}}
+    dynamic_axes: dict[str, dict[int, str]] = field(default_factory=dict)
+    atol: float = 1e-4
+    rtol: float = 1e-3
+
+
+@dataclass(frozen=True)
+class OutputParity:
+    name: str
+    shape: tuple[int, ...]
+    max_abs: float
+    max_rel: float
+    passed: bool
+
+
+@dataclass
+class ExportReport:
+    output: str
+    opset: int
+    atol: float
+    rtol: float
+    outputs: list[OutputParity]
+
+    @property
+    def passed(self) -> bool:
+        return all(o.passed for o in self.outputs)
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"passed": self.passed}
+
+
+def export_model(source: str, output: Path, options: ExportOptions | None = None) -> ExportReport:
+    """Export `source` (a `.pt2` program or `file.py:factory`) to the ONNX file `output`.
+
+    The file is written only if ONNX Runtime reproduces PyTorch's outputs on the example inputs
+    within `atol + rtol * |torch|`; otherwise GateFailure (exit 1) names the worst output.
+    """
+    options = options or ExportOptions()
+    if options.opset < MIN_OPSET:
+        raise InputError(f"--opset {options.opset} is below {MIN_OPSET}, the dynamo exporter's minimum", f"use --opset {MIN_OPSET} or higher")
+    model, example_inputs = load_source(source)
+    import torch
+
+    with console.step("exporting with the torch dynamo ONNX exporter"):
+        onnx_model = _export(model, example_inputs, options)
+    input_names = [i.name for i in onnx_model.graph.input if i.name not in {t.name for t in onnx_model.graph.initializer}]
+    with torch.no_grad():
+        expected = _torch_outputs(model, example_inputs)
+    feeds = {name: t.detach().cpu().numpy() for name, t in zip(input_names, _flat_tensors(example_inputs))}
+    got = Reference(onnx_model)(feeds)
+    output_names = [o.name for o in onnx_model.graph.output]
+    if len(expected) != len(output_names):
+        raise GateFailure(f"PyTorch returned {len(expected)} tensors but the ONNX graph has {len(output_names)} outputs", "check the model's return value")
+    parities = [_parity(name, want, got[name], options) for name, want in zip(output_names, expected)]
+    report = ExportReport(output=str(output), opset=options.opset, atol=options.atol, rtol=options.rtol, outputs=parities)
+    if not report.passed:
+        worst = next(p for p in parities if not p.passed)
+        raise GateFailure(
+            f"ONNX Runtime differs from PyTorch on output '{worst.name}': max abs {worst.max_abs:.3g}, max rel {worst.max_rel:.3g} "
+            f"(tolerance atol {options.atol:g} + rtol {options.rtol:g})",
+            "loosen --atol/--rtol if this is expected, or look for ops the exporter translates inexactly",
+            report=report,
+        )
+    with atomic_file(Path(output)) as tmp:
+        onnx.save(onnx_model, str(tmp))
+    return report
+
+
+def load_source(source: str):
+    """Return (model, example_inputs tuple) from a `.pt2` file or a `file.py:factory` spec."""
+    if source.endswith(".pt2"):
+        return _load_program(Path(source))
+    path_text, sep, factory_name = source.rpartition(":")
+    if not sep or not path_text.endswith(".py") or not factory_name:
+        raise InputError(f"export source '{source}' is neither a .pt2 file nor file.py:factory", "pass model.pt2 or path/to/model.py:make_model")
+    return _load_factory(Path(path_text), factory_name)
+
+
+def _load_program(path: Path):
+    import torch
+
+    if not path.is_file():
+        raise InputError(f"exported program not found: {path}", "check the path")
+    try:
+        program = torch.export.load(str(path))
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad archive
+        raise InputError(f"{path} is not a torch.export program ({_first_line(exc)})", "save it with torch.export.save") from None
+    if program.example_inputs is None:
+        raise InputError(f"{path} holds no example inputs", "export it with example inputs: torch.export.export(model, args)")
+    args, kwargs = program.example_inputs
+    if kwargs:
+        raise InputError(f"{path} takes keyword inputs {sorted(kwargs)}", "export a program with positional inputs only")
+    return program, tuple(args)
+
+
+def _load_factory(path: Path, name: str):
+    import torch
+
+    if not path.is_file():
+        raise InputError(f"model file not found: {path}", "check the path")
+    spec = importlib.util.spec_from_file_location(f"edgekit_user_model_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.parent.resolve()))  # let the file import its neighbours
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - user code may raise anything
+        raise InputError(f"importing {path} failed: {type(exc).__name__}: {_first_line(exc)}", "fix the model file (run it with python to see the traceback)") from exc
+    finally:
+        sys.path.pop(0)
+    factory = getattr(module, name, None)
+    if not callable(factory):
+        raise InputError(f"{path} has no function '{name}'", "define it to return (model, example_inputs)")
+    result = factory()
+    if not (isinstance(result, tuple) and len(result) == 2):
+        raise InputError(f"{path}:{name}() must return (model, example_inputs)", "return the module and a tuple of example tensors")
+    model, example_inputs = result
+    if isinstance(example_inputs, torch.Tensor):
+        example_inputs = (example_inputs,)
+    if not isinstance(model, torch.nn.Module) or not all(isinstance(t, torch.Tensor) for t in example_inputs):
+        raise InputError(f"{path}:{name}() must return an nn.Module and a tuple of tensors", "check the factory's return value")
+    return model.eval(), tuple(example_inputs)
+
+
+def _export(model, example_inputs, options: ExportOptions) -> onnx.ModelProto:
+    import torch
+
+    kwargs = dict(
+        dynamo=True,
+        opset_version=options.opset,
+        external_data=False,
+        verbose=False,
+        input_names=options.input_names or None,
+        output_names=options.output_names or None,
+        dynamic_axes=options.dynamic_axes or None,
+    )
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            program = torch.onnx.export(model, example_inputs, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - exporter failures come in many types
+            raise InputError(f"the ONNX exporter failed: {type(exc).__name__}: {_first_line(exc)}", "see the exporter's message; --debug shows the full traceback") from exc
+    model_proto = program.model_proto
+    try:
+        onnx.checker.check_model(model_proto, full_check=True)
+        model_proto = onnx.shape_inference.infer_shapes(model_proto, check_type=True)
+    except Exception as exc:  # noqa: BLE001
+        raise InputError(f"the exported model fails the ONNX checker: {_first_line(exc)}", "report the model; try another --opset") from exc
+    return model_proto
+
+
+def _torch_outputs(model, example_inputs) -> list[np.ndarray]:
+    import torch
+
+    module = model.module() if hasattr(model, "module") and not isinstance(model, torch.nn.Module) else model
+    result = module(*example_inputs)
+    return [t.detach().cpu().numpy() for t in _flat_tensors(result)]
+
+
+def _flat_tensors(value) -> list:
+    import torch
+    from torch.utils._pytree import tree_leaves
+
+    return [leaf for leaf in tree_leaves(value) if isinstance(leaf, torch.Tensor)]
+
+
+def _parity(name: str, want: np.ndarray, have: np.ndarray, options: ExportOptions) -> OutputParity:
+    if have.shape != want.shape:
+        return OutputParity(name=name, shape=tuple(have.shape), max_abs=float("inf"), max_rel=float("inf"), passed=False)
+    want64, have64 = want.astype(np.float64), have.astype(np.float64)
+    diff = np.abs(have64 - want64)
+    rel = diff / np.maximum(np.abs(want64), np.finfo(np.float32).tiny)
+    passed = bool(np.all(diff <= options.atol + options.rtol * np.abs(want64)))
+    return OutputParity(
+        name=name,
+        shape=tuple(have.shape),
+        max_abs=float(diff.max()) if diff.size else 0.0,
+        max_rel=float(rel.max()) if rel.size else 0.0,
+        passed=passed,
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__

@@ -1,0 +1,178 @@
+"""Run an artifact with the TVM runtime from Python: `edgekit.load(folder)(x=array)`."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.artifact import Manifest, verify_artifact
+from edgekit.errors import ArtifactError, InputError
+from edgekit.onnx_model import TensorSpec
+
+# Threads spin this many times before sleeping; 0 means an idle runtime burns no CPU (TVM's
+# default of 300000 spins costs about half a core at 30 Hz on these machines).
+DEFAULT_SPIN_COUNT = 0
+# `runtime.config_threadpool` modes (TVM threading_backend): pin one thread per listed core,
+# or let all threads share the listed cores.
+_PIN_ONE_PER_CORE = -2
+_SHARE_CORES = -3
+
+
+class CompiledModel:
+    """A loaded artifact. Call it with numpy arrays by input name; get a dict by output name."""
+
+    def __init__(self, folder: Path, manifest: Manifest, vm, device) -> None:
+        self.folder = folder
+        self.manifest = manifest
+        self._vm = vm
+        self._device = device
+
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        return self.manifest.inputs
+
+    @property
+    def outputs(self) -> list[TensorSpec]:
+        return self.manifest.outputs
+
+    def __call__(self, *args: np.ndarray, **named: np.ndarray) -> dict[str, np.ndarray]:
+        feeds = self.bind(args, named)
+        return self.run_bound(self.to_device(feeds))
+
+    def bind(self, args: tuple[np.ndarray, ...], named: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Match positional and named arrays to the inputs, checking names, shapes and dtypes."""
+        if len(args) > len(self.inputs):
+            raise InputError(f"{len(args)} positional inputs given, the model takes {len(self.inputs)}", self._expected())
+        feeds = {spec.name: array for spec, array in zip(self.inputs, args)}
+        for name, array in named.items():
+            if name not in {spec.name for spec in self.inputs}:
+                raise InputError(f"'{name}' is not an input of this model", self._expected())
+            if name in feeds:
+                raise InputError(f"input '{name}' given twice", self._expected())
+            feeds[name] = array
+        for spec in self.inputs:
+            if spec.name not in feeds:
+                raise InputError(f"input '{spec.name}' is missing", self._expected())
+            validate_array(spec, np.asarray(feeds[spec.name]))
+        return {spec.name: np.ascontiguousarray(feeds[spec.name]) for spec in self.inputs}
+
+    def to_device(self, feeds: dict[str, np.ndarray]) -> list:
+        import tvm
+
+        return [tvm.runtime.tensor(feeds[spec.name], self._device) for spec in self.inputs]
+
+    def run_bound(self, device_inputs: list) -> dict[str, np.ndarray]:
+        result = self._vm["main"](*device_inputs)
+        results = [result] if len(self.outputs) == 1 else list(result)
+        return {spec.name: value.numpy() for spec, value in zip(self.outputs, results)}
+
+    def _expected(self) -> str:
+        return "expected: " + "; ".join(spec.describe() for spec in self.inputs)
+
+
+def validate_array(spec: TensorSpec, array: np.ndarray) -> None:
+    if tuple(array.shape) != tuple(spec.shape) or array.dtype != np.dtype(spec.dtype):
+        given = "x".join(map(str, array.shape)) or "scalar"
+        raise InputError(f"input '{spec.name}' is {given} {array.dtype}, expected {spec.describe().split(' ', 1)[1]}", "reshape or convert the array")
+
+
+def load(folder: Path | str, threads: int | None = None, cpu_ids: list[int] | None = None) -> CompiledModel:
+    """Verify the artifact's hashes, then load it on the CPU.
+
+    `threads` and `cpu_ids` default to the manifest's runtime section (the target's cores).
+    Raises ArtifactError for a missing, incomplete or tampered artifact.
+    """
+    folder = Path(folder)
+    manifest = verify_artifact(folder)
+    runtime = manifest.runtime
+    configure_threads(threads or runtime.get("threads", 1), cpu_ids if cpu_ids is not None else runtime.get("cpu_ids", []), runtime.get("spin_count", DEFAULT_SPIN_COUNT))
+
+    import tvm
+    from tvm import relax
+
+    try:
+        library = tvm.runtime.load_module(str((folder / manifest.library).resolve()))
+    except Exception as exc:  # noqa: BLE001 - dlopen failures arrive as generic TVM errors
+        raise ArtifactError(f"cannot load {folder / manifest.library}: {str(exc).strip().splitlines()[-1]}", f"was it built for this machine? target: {manifest.target['name']}") from None
+    device = tvm.cpu()
+    vm = relax.VirtualMachine(library, device)
+    return CompiledModel(folder, manifest, vm, device)
+
+
+def configure_threads(threads: int, cpu_ids: list[int], spin_count: int = DEFAULT_SPIN_COUNT) -> None:
+    """Set the TVM thread pool's size, core affinity and spin count.
+
+    The pool reads TVM_NUM_THREADS and the spin count when it starts, so the environment is set
+    first; `config_threadpool` then resizes and pins an already running pool.
+    """
+    available = sorted(os.sched_getaffinity(0))
+    if cpu_ids and not set(cpu_ids) <= set(available):
+        raise InputError(f"cores {sorted(set(cpu_ids) - set(available))} are not available here", f"this process may use cores {available}")
+    if threads < 1:
+        raise InputError(f"--threads must be >= 1, got {threads}", "give a positive thread count")
+    os.environ["TVM_NUM_THREADS"] = str(threads)
+    os.environ.setdefault("TVM_THREAD_POOL_SPIN_COUNT", str(spin_count))
+    import tvm
+
+    config = tvm.get_global_func("runtime.config_threadpool")
+    if cpu_ids:
+        config(_PIN_ONE_PER_CORE, threads, [str(c) for c in cpu_ids])
+    else:
+        config(_SHARE_CORES, threads, [str(c) for c in available])
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Wall-clock latency in milliseconds and process CPU time per inference."""
+
+    runs: int
+    warmup: int
+    threads: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    min_ms: float
+    max_ms: float
+    cpu_ms_per_inference: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_samples(cls, seconds: list[float], cpu_seconds: float, warmup: int, threads: int) -> LatencyStats:
+        ms = np.asarray(seconds) * 1e3
+        return cls(
+            runs=len(ms),
+            warmup=warmup,
+            threads=threads,
+            p50_ms=float(np.percentile(ms, 50)),
+            p90_ms=float(np.percentile(ms, 90)),
+            p99_ms=float(np.percentile(ms, 99)),
+            mean_ms=float(ms.mean()),
+            min_ms=float(ms.min()),
+            max_ms=float(ms.max()),
+            cpu_ms_per_inference=cpu_seconds * 1e3 / len(ms),
+        )
+
+
+def time_model(model: CompiledModel, feeds: dict[str, np.ndarray], repeat: int, warmup: int) -> LatencyStats:
+    """Time `repeat` inferences after `warmup`, inputs resident on the device, outputs copied back."""
+    if repeat < 1 or warmup < 0:
+        raise InputError(f"--repeat must be >= 1 and --warmup >= 0 (got {repeat}, {warmup})", "give sensible counts")
+    device_inputs = model.to_device(model.bind((), feeds))
+    for _ in range(warmup):
+        model.run_bound(device_inputs)
+    seconds = []
+    cpu_start = time.process_time()
+    for _ in range(repeat):
+        start = time.perf_counter()
+        model.run_bound(device_inputs)
+        seconds.append(time.perf_counter() - start)
+    cpu = time.process_time() - cpu_start
+    threads = int(os.environ.get("TVM_NUM_THREADS", "1"))
+    return LatencyStats.from_samples(seconds, cpu, warmup, threads)

@@ -1,0 +1,216 @@
+"""Target descriptors: one TOML file per board in `targets/`, read and validated here.
+
+A board's facts (triple, CPU, features, cores, peaks) live only in its TOML file; code asks
+a `TargetSpec` for them. Adding a board is adding a file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgekit.errors import InputError
+from edgekit.resources import data_dir
+
+ACCELERATOR_KINDS = ("cuda", "opencl")
+
+
+@dataclass(frozen=True)
+class CpuSpec:
+    triple: str
+    mcpu: str
+    features: tuple[str, ...]
+    cores: int
+    simd_bits: int
+    cpu_ids: tuple[int, ...] = ()
+    cross_compiler: str = ""
+
+
+@dataclass(frozen=True)
+class AcceleratorSpec:
+    kind: str
+    name: str
+    arch: str
+
+
+@dataclass(frozen=True)
+class PeakSpec:
+    fp32_gflops: float
+    int8_gops: float
+    memory_bandwidth_gbs: float
+    accelerator_fp32_gflops: float = 0.0
+    accelerator_int8_gops: float = 0.0
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    name: str
+    description: str
+    cpu: CpuSpec
+    peak: PeakSpec
+    accelerator: AcceleratorSpec | None = None
+    source: str = field(default="", compare=False)
+
+    def tvm_cpu_target(self) -> dict[str, Any]:
+        """The LLVM host target as the JSON dict TVM 0.27 takes (the string form is rejected)."""
+        target: dict[str, Any] = {
+            "kind": "llvm",
+            "mtriple": self.cpu.triple,
+            "mcpu": self.cpu.mcpu,
+            "num-cores": self.cpu.cores,
+        }
+        if self.cpu.features:
+            target["mattr"] = list(self.cpu.features)
+        return target
+
+    @property
+    def is_cross(self) -> bool:
+        return bool(self.cpu.cross_compiler)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data.pop("source")
+        return data
+
+
+def targets_dir() -> Path:
+    return data_dir("targets")
+
+
+def known_targets() -> list[str]:
+    return sorted(p.stem for p in targets_dir().glob("*.toml"))
+
+
+def load_target(name_or_path: str | Path) -> TargetSpec:
+    """Load a target by bundled name (`x86_64`) or by path to a TOML file of the same schema."""
+    text = str(name_or_path)
+    if text.endswith(".toml") or "/" in text:
+        path = Path(text)
+        if not path.is_file():
+            raise InputError(f"target file not found: {path}", "check the path")
+    else:
+        path = targets_dir() / f"{text}.toml"
+        if not path.is_file():
+            known = ", ".join(known_targets())
+            raise InputError(f"unknown target '{text}'", f"known targets: {known}")
+    return parse_target(path)
+
+
+def list_targets() -> list[TargetSpec]:
+    return [load_target(name) for name in known_targets()]
+
+
+def parse_target(path: Path) -> TargetSpec:
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: malformed TOML: {exc}", "fix the syntax of the target file") from exc
+    reader = _TableReader(path)
+    reader.keys(raw, "", required={"name", "description", "cpu", "peak"}, optional={"accelerator"})
+    name = reader.value(raw, "name", str)
+    if name != path.stem:
+        raise InputError(f"{path}: key 'name' is '{name}' but the file is {path.name}", "make them equal")
+    cpu = _parse_cpu(reader, reader.table(raw, "cpu"))
+    peak = _parse_peak(reader, reader.table(raw, "peak"))
+    accelerator = None
+    if "accelerator" in raw:
+        accelerator = _parse_accelerator(reader, reader.table(raw, "accelerator"))
+    return TargetSpec(
+        name=name,
+        description=reader.value(raw, "description", str),
+        cpu=cpu,
+        peak=peak,
+        accelerator=accelerator,
+        source=str(path),
+    )
+
+
+def _parse_cpu(reader: _TableReader, table: dict) -> CpuSpec:
+    reader.keys(
+        table,
+        "cpu.",
+        required={"triple", "mcpu", "features", "cores", "simd_bits"},
+        optional={"cpu_ids", "cross_compiler"},
+    )
+    mcpu = reader.value(table, "mcpu", str, "cpu.")
+    if mcpu == "native":
+        reader.fail("cpu.mcpu", "'native' is not allowed: name the CPU (LLVM 22 rejects native for cross builds)")
+    cores = reader.value(table, "cores", int, "cpu.")
+    if cores < 1:
+        reader.fail("cpu.cores", f"must be >= 1, got {cores}")
+    features = reader.value(table, "features", list, "cpu.")
+    if not all(isinstance(f, str) and f[:1] in "+-" and len(f) > 1 for f in features):
+        reader.fail("cpu.features", "must be a list of LLVM attributes like \"+neon\"")
+    cpu_ids = reader.value(table, "cpu_ids", list, "cpu.", default=[])
+    if not all(isinstance(i, int) and i >= 0 for i in cpu_ids):
+        reader.fail("cpu.cpu_ids", "must be a list of non-negative core numbers")
+    return CpuSpec(
+        triple=reader.value(table, "triple", str, "cpu."),
+        mcpu=mcpu,
+        features=tuple(features),
+        cores=cores,
+        simd_bits=reader.value(table, "simd_bits", int, "cpu."),
+        cpu_ids=tuple(cpu_ids),
+        cross_compiler=reader.value(table, "cross_compiler", str, "cpu.", default=""),
+    )
+
+
+def _parse_peak(reader: _TableReader, table: dict) -> PeakSpec:
+    required = {"fp32_gflops", "int8_gops", "memory_bandwidth_gbs"}
+    optional = {"accelerator_fp32_gflops", "accelerator_int8_gops"}
+    reader.keys(table, "peak.", required=required, optional=optional)
+    values = {}
+    for key in sorted(required | optional):
+        if key in table:
+            value = reader.value(table, key, (int, float), "peak.")
+            if value < 0:
+                reader.fail(f"peak.{key}", f"must be >= 0, got {value}")
+            values[key] = float(value)
+    return PeakSpec(**values)
+
+
+def _parse_accelerator(reader: _TableReader, table: dict) -> AcceleratorSpec:
+    reader.keys(table, "accelerator.", required={"kind", "name", "arch"}, optional=set())
+    kind = reader.value(table, "kind", str, "accelerator.")
+    if kind not in ACCELERATOR_KINDS:
+        reader.fail("accelerator.kind", f"'{kind}' is not one of {', '.join(ACCELERATOR_KINDS)}")
+    return AcceleratorSpec(
+        kind=kind,
+        name=reader.value(table, "name", str, "accelerator."),
+        arch=reader.value(table, "arch", str, "accelerator."),
+    )
+
+
+class _TableReader:
+    """Typed access to a parsed TOML table whose every error names the file and the key."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, key: str, problem: str) -> None:
+        raise InputError(f"{self.path}: key '{key}' {problem}", "fix the target file (see targets/x86_64.toml)")
+
+    def keys(self, table: dict, prefix: str, required: set[str], optional: set[str]) -> None:
+        for key in sorted(set(table) - required - optional):
+            self.fail(prefix + key, f"is unknown (allowed: {', '.join(sorted(required | optional))})")
+        for key in sorted(required - set(table)):
+            self.fail(prefix + key, "is missing")
+
+    def table(self, raw: dict, key: str) -> dict:
+        value = raw[key]
+        if not isinstance(value, dict):
+            self.fail(key, "must be a table")
+        return value
+
+    def value(self, table: dict, key: str, kind, prefix: str = "", default=None):
+        if key not in table:
+            return default
+        value = table[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            names = " or ".join(k.__name__ for k in kinds)
+            self.fail(prefix + key, f"must be {names}, got {value!r}")
+        return value

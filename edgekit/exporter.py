@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import logging
 import sys
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -161,6 +162,8 @@ def _export(model, example_inputs, options: ExportOptions) -> onnx.ModelProto:
         output_names=options.output_names or None,
         dynamic_axes=options.dynamic_axes or None,
     )
+    # The exporter logs a warning per missing torchvision op and prints progress to stdout.
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:

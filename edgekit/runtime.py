@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +10,7 @@ import numpy as np
 from edgekit.artifact import Manifest, verify_artifact
 from edgekit.errors import ArtifactError, InputError
 from edgekit.onnx_model import TensorSpec
+from edgekit.timing import LatencyStats, Timer
 
 # Threads spin this many times before sleeping; 0 means an idle runtime burns no CPU (TVM's
 # default of 300000 spins costs about half a core at 30 Hz on these machines).
@@ -25,9 +24,10 @@ _SHARE_CORES = -3
 class CompiledModel:
     """A loaded artifact. Call it with numpy arrays by input name; get a dict by output name."""
 
-    def __init__(self, folder: Path, manifest: Manifest, vm, device) -> None:
+    def __init__(self, folder: Path, manifest: Manifest, vm, device, threads: int) -> None:
         self.folder = folder
         self.manifest = manifest
+        self.threads = threads
         self._vm = vm
         self._device = device
 
@@ -89,7 +89,8 @@ def load(folder: Path | str, threads: int | None = None, cpu_ids: list[int] | No
     folder = Path(folder)
     manifest = verify_artifact(folder)
     runtime = manifest.runtime
-    configure_threads(threads or runtime.get("threads", 1), cpu_ids if cpu_ids is not None else runtime.get("cpu_ids", []), runtime.get("spin_count", DEFAULT_SPIN_COUNT))
+    threads = threads or runtime.get("threads", 1)
+    configure_threads(threads, cpu_ids if cpu_ids is not None else runtime.get("cpu_ids", []), runtime.get("spin_count", DEFAULT_SPIN_COUNT))
 
     import tvm
     from tvm import relax
@@ -100,7 +101,7 @@ def load(folder: Path | str, threads: int | None = None, cpu_ids: list[int] | No
         raise ArtifactError(f"cannot load {folder / manifest.library}: {str(exc).strip().splitlines()[-1]}", f"was it built for this machine? target: {manifest.target['name']}") from None
     device = tvm.cpu()
     vm = relax.VirtualMachine(library, device)
-    return CompiledModel(folder, manifest, vm, device)
+    return CompiledModel(folder, manifest, vm, device, threads)
 
 
 def configure_threads(threads: int, cpu_ids: list[int], spin_count: int = DEFAULT_SPIN_COUNT) -> None:
@@ -125,54 +126,15 @@ def configure_threads(threads: int, cpu_ids: list[int], spin_count: int = DEFAUL
         config(_SHARE_CORES, threads, [str(c) for c in available])
 
 
-@dataclass(frozen=True)
-class LatencyStats:
-    """Wall-clock latency in milliseconds and process CPU time per inference."""
-
-    runs: int
-    warmup: int
-    threads: int
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    mean_ms: float
-    min_ms: float
-    max_ms: float
-    cpu_ms_per_inference: float
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_samples(cls, seconds: list[float], cpu_seconds: float, warmup: int, threads: int) -> LatencyStats:
-        ms = np.asarray(seconds) * 1e3
-        return cls(
-            runs=len(ms),
-            warmup=warmup,
-            threads=threads,
-            p50_ms=float(np.percentile(ms, 50)),
-            p90_ms=float(np.percentile(ms, 90)),
-            p99_ms=float(np.percentile(ms, 99)),
-            mean_ms=float(ms.mean()),
-            min_ms=float(ms.min()),
-            max_ms=float(ms.max()),
-            cpu_ms_per_inference=cpu_seconds * 1e3 / len(ms),
-        )
-
-
 def time_model(model: CompiledModel, feeds: dict[str, np.ndarray], repeat: int, warmup: int) -> LatencyStats:
     """Time `repeat` inferences after `warmup`, inputs resident on the device, outputs copied back."""
     if repeat < 1 or warmup < 0:
         raise InputError(f"--repeat must be >= 1 and --warmup >= 0 (got {repeat}, {warmup})", "give sensible counts")
     device_inputs = model.to_device(model.bind((), feeds))
+    timer = Timer()
     for _ in range(warmup):
         model.run_bound(device_inputs)
-    seconds = []
-    cpu_start = time.process_time()
     for _ in range(repeat):
-        start = time.perf_counter()
-        model.run_bound(device_inputs)
-        seconds.append(time.perf_counter() - start)
-    cpu = time.process_time() - cpu_start
-    threads = int(os.environ.get("TVM_NUM_THREADS", "1"))
-    return LatencyStats.from_samples(seconds, cpu, warmup, threads)
+        with timer:
+            model.run_bound(device_inputs)
+    return timer.stats(warmup=warmup, threads=model.threads)

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# One command on a fresh machine: set up, then run the whole test suite (extra args go to pytest).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+status=0
+"${EDGEKIT_VENV:-.venv}/bin/python" -m pytest "$@" || status=$?
+if [ "$status" = 5 ]; then
+  # pytest's 5 means no test was collected: a broken selection, never a pass.
+  echo "[test] pytest collected no tests" >&2
+  exit 1
+fi
+exit "$status"

@@ -417,12 +417,36 @@ def opset18_misc(opset: int = 18) -> onnx.ModelProto:
     )
 
 
+def tf2onnx_flatten_reduceprod(opset: int = 13) -> onnx.ModelProto:
+    """tf2onnx conversion of Keras `Flatten()` on a dynamic batch: the flattened size is
+    Shape -> Slice(1:) -> ReduceProd, concatenated after -1 into the Reshape target.
+
+    TVM 0.27's importer cannot reduce over a shape value and rejects the Reshape
+    ("Reshape requires the input new shape to be Shape"): only folding makes it importable.
+    """
+    _require_opset(opset, 13, "tf2onnx_flatten_reduceprod")
+    g = _Graph(_TF2ONNX, opset, seed=17)
+    x = g.op("Relu", g.op("Transpose", "input", perm=[0, 3, 1, 2]))
+    x = g.conv(x, "conv2d", 2, 4, 3, pads=[1, 1, 1, 1])  # [N, 4, 6, 6]
+    starts, ends, axes = (g.const(_i64([v])) for v in (1, 4, 0))
+    flat = g.op("ReduceProd", g.op("Slice", g.op("Shape", x), starts, ends, axes), keepdims=1)
+    x = g.op("Reshape", x, g.op("Concat", g.const(_i64([-1])), flat, axis=0))
+    w = g.param("StatefulPartitionedCall/model/dense/MatMul/ReadVariableOp:0", [4 * 6 * 6, 5], 0.1)
+    g.op("MatMul", x, w, out="dense")
+    return g.model(
+        "tf2onnx",
+        [_tensor("input", TensorProto.FLOAT, ["unk__5", 6, 6, 2])],
+        [_tensor("dense", TensorProto.FLOAT, ["unk__6", 5])],
+    )
+
+
 ZOO: dict[str, Callable[[], onnx.ModelProto]] = {
     "dynamic_reshape_cnn": dynamic_reshape_cnn,
     "tf2onnx_nhwc": tf2onnx_style_nhwc,
     "paddle_det_head": paddle_style_det_head,
     "legacy_torch_transformer": legacy_torch_transformer,
     "opset18_misc": opset18_misc,
+    "tf2onnx_flatten_reduceprod": tf2onnx_flatten_reduceprod,
 }
 
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from edgekit.checker import CheckReport
     from edgekit.exporter import ExportReport
     from edgekit.runtime import CompiledModel
-    from edgekit.targets import TargetSpec
+    from edgekit.target_spec import TargetSpec
 
 __version__ = "0.1.0"
 __all__ = ["EdgekitError", "GateFailure", "InputError", "check", "compile", "export", "load", "targets"]
@@ -80,6 +80,6 @@ def load(artifact: str | Path, threads: int | None = None, cpu_ids: list[int] | 
 
 def targets() -> list[TargetSpec]:
     """Every bundled target descriptor."""
-    from edgekit.targets import list_targets
+    from edgekit.target_spec import list_targets
 
     return list_targets()

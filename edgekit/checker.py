@@ -64,7 +64,7 @@ def check(artifact: Path, reference: Path, data: Path, thresholds: Thresholds | 
     ref_model = load_onnx(Path(reference))
     _match_interfaces(model, ref_model, Path(reference))
     dataset = load_dataset(Path(data), model.inputs)
-    session = Reference(ref_model, threads=threads or model.manifest.runtime.get("threads", 1))
+    session = Reference(ref_model, threads=model.threads)
     ours, theirs = _run_all(model, session, dataset)
     metrics = [_measure(spec.name, ours[spec.name], theirs[spec.name], dataset.labels, first_classifier=i == _first_classifier(model)) for i, spec in enumerate(model.outputs)]
     report = CheckReport(

@@ -123,6 +123,11 @@ def run(artifact, inputs, output, repeat, warmup, threads, cpus, json_path):
     import edgekit
     from edgekit.runtime import time_model
 
+    if json_path is not None and not repeat:
+        raise InputError("--json writes timing statistics", "add --repeat N")
+    if output is not None and output.suffix not in (".npz", ".npy"):
+        raise InputError(f"output {output} must end in .npz or .npy", "e.g. -o out.npz")
+
     model = edgekit.load(artifact, threads=threads, cpu_ids=_parse_cpus(cpus))
     feeds = _read_inputs(inputs, [spec.name for spec in model.inputs])
     results = model(**feeds)
@@ -139,8 +144,6 @@ def run(artifact, inputs, output, repeat, warmup, threads, cpus, json_path):
         table.add_row(*(f"{v:.3f}" for v in (stats.p50_ms, stats.p90_ms, stats.p99_ms, stats.mean_ms, stats.cpu_ms_per_inference)))
         console.out.print(table)
         _maybe_write_json(json_path, stats.to_dict())
-    elif json_path is not None:
-        raise InputError("--json writes timing statistics", "add --repeat N")
 
 
 @main.command(name="check")
@@ -253,11 +256,9 @@ def _load_npy(path: Path) -> np.ndarray:
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputError(f"{path} is not a readable .npz file ({exc})", "write it with numpy.savez") from None
+    from edgekit.dataset import read_npz
+
+    return read_npz(path)
 
 
 def _write_outputs(path: Path, results: dict[str, np.ndarray]) -> None:

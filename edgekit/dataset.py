@@ -56,12 +56,23 @@ def load_dataset(path: Path, inputs: list[TensorSpec]) -> Dataset:
     return Dataset(arrays=arrays, labels=labels, source=str(path))
 
 
-def _load_file(path: Path, inputs: list[TensorSpec]) -> Dataset:
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """All arrays of an .npz file by name; InputError for anything that is not a readable .npz."""
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            raw = {name: npz[name] for name in npz.files}
+        loaded = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise InputError(f"{path} is not a readable .npz file ({exc})", "write it with numpy.savez") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise InputError(f"{path} is a single .npy array, not an .npz archive", "write named arrays with numpy.savez")
+    try:
+        with loaded as npz:
+            return {name: npz[name] for name in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise InputError(f"{path} is not a readable .npz file ({exc})", "write it with numpy.savez") from None
+
+
+def _load_file(path: Path, inputs: list[TensorSpec]) -> Dataset:
+    raw = read_npz(path)
     expected = {spec.name for spec in inputs}
     unknown = sorted(set(raw) - expected - {LABEL})
     if unknown:

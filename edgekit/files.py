@@ -54,7 +54,7 @@ def atomic_dir(path: Path, overwrite: bool = True) -> Iterator[Path]:
         raise InputError(f"output path exists and is not a directory: {path}", "choose another -o path")
     if path.exists() and not overwrite:
         raise InputError(f"output directory already exists: {path}", "remove it or pass --overwrite")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    created = _make_parents(path.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
@@ -66,5 +66,22 @@ def atomic_dir(path: Path, overwrite: bool = True) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for folder in created:  # deepest first: leave no empty folders behind a failure
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """mkdir -p `folder`; return the folders it created, deepest first."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for created in reversed(missing):
+        created.mkdir()
+    return missing

@@ -89,7 +89,7 @@ def load(folder: Path | str, threads: int | None = None, cpu_ids: list[int] | No
     folder = Path(folder)
     manifest = verify_artifact(folder)
     runtime = manifest.runtime
-    threads = threads or runtime.get("threads", 1)
+    threads = runtime.get("threads", 1) if threads is None else threads
     configure_threads(threads, cpu_ids if cpu_ids is not None else runtime.get("cpu_ids", []), runtime.get("spin_count", DEFAULT_SPIN_COUNT))
 
     import tvm

@@ -18,7 +18,7 @@ from edgekit.compiler.relax_import import import_onnx, output_specs
 from edgekit.errors import InputError
 from edgekit.files import atomic_dir, sha256_file
 from edgekit.onnx_model import load_onnx, model_inputs, model_outputs, opset_version, resolve_static_shapes
-from edgekit.targets import TargetSpec, load_target
+from edgekit.target_spec import TargetSpec, load_target
 
 LIBRARY = "model.so"
 
@@ -47,6 +47,7 @@ def compile_onnx(source: Path, output: Path, options: CompileOptions | None = No
     options = options or CompileOptions()
     source, output = Path(source), Path(output)
     target = load_target(options.target)
+    _require_toolchain(target)
     model = load_onnx(source)
     inputs = resolve_static_shapes(model_inputs(model), options.shapes)
     output_names = [spec.name for spec in model_outputs(model)]
@@ -90,16 +91,19 @@ def compile_onnx(source: Path, output: Path, options: CompileOptions | None = No
     return output
 
 
+def _require_toolchain(target: TargetSpec) -> None:
+    compiler = target.cpu.cross_compiler or "g++"
+    if shutil.which(compiler) is None:
+        raise InputError(f"the C++ compiler {compiler} needed for target {target.name} is not installed", "run scripts/setup_cross.sh (or scripts/setup.sh for g++)")
+
+
 def _export_library(executable, path: Path, target: TargetSpec) -> None:
     if not target.is_cross:
         executable.export_library(str(path))
         return
     from tvm.support import cc  # TVM 0.27 moved cc here from tvm.contrib
 
-    compiler = target.cpu.cross_compiler
-    if shutil.which(compiler) is None:
-        raise InputError(f"cross compiler {compiler} for target {target.name} is not installed", "run scripts/setup_cross.sh")
-    executable.export_library(str(path), fcompile=cc.cross_compiler(compiler))
+    executable.export_library(str(path), fcompile=cc.cross_compiler(target.cpu.cross_compiler))
 
 
 def _producer(model: onnx.ModelProto) -> str:

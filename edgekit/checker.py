@@ -105,8 +105,11 @@ def _run_all(model: CompiledModel, session: Reference, dataset: Dataset) -> tupl
                 ours[name].append(got[name])
                 theirs[name].append(want[name])
             advance()
-    stack = lambda outputs: {name: np.stack(values) for name, values in outputs.items()}  # noqa: E731
-    return stack(ours), stack(theirs)
+    return _stacked(ours), _stacked(theirs)
+
+
+def _stacked(outputs: dict[str, list]) -> dict[str, np.ndarray]:
+    return {name: np.stack(values) for name, values in outputs.items()}
 
 
 def _first_classifier(model: CompiledModel) -> int | None:

@@ -35,3 +35,15 @@ class GateFailure(EdgekitError):
     """A measured result missed its threshold (export parity, accuracy check): exit 1."""
 
     exit_code = 1
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message (Python libraries lead with the point)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def last_line(exc: BaseException) -> str:
+    """The last non-empty line of an exception's message (TVM errors end with the point)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__

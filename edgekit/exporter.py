@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 
 from edgekit import console
-from edgekit.errors import GateFailure, InputError
+from edgekit.errors import GateFailure, InputError, first_line
 from edgekit.files import atomic_file
 from edgekit.reference import Reference
 
@@ -113,7 +113,7 @@ def _load_program(path: Path):
     try:
         program = torch.export.load(str(path))
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad archive
-        raise InputError(f"{path} is not a torch.export program ({_first_line(exc)})", "save it with torch.export.save") from None
+        raise InputError(f"{path} is not a torch.export program ({first_line(exc)})", "save it with torch.export.save") from None
     if program.example_inputs is None:
         raise InputError(f"{path} holds no example inputs", "export it with example inputs: torch.export.export(model, args)")
     args, kwargs = program.example_inputs
@@ -133,7 +133,7 @@ def _load_factory(path: Path, name: str):
     try:
         spec.loader.exec_module(module)
     except Exception as exc:  # noqa: BLE001 - user code may raise anything
-        raise InputError(f"importing {path} failed: {type(exc).__name__}: {_first_line(exc)}", "fix the model file (run it with python to see the traceback)") from exc
+        raise InputError(f"importing {path} failed: {type(exc).__name__}: {first_line(exc)}", "fix the model file (run it with python to see the traceback)") from exc
     finally:
         sys.path.pop(0)
     factory = getattr(module, name, None)
@@ -169,13 +169,13 @@ def _export(model, example_inputs, options: ExportOptions) -> onnx.ModelProto:
         try:
             program = torch.onnx.export(model, example_inputs, **kwargs)
         except Exception as exc:  # noqa: BLE001 - exporter failures come in many types
-            raise InputError(f"the ONNX exporter failed: {type(exc).__name__}: {_first_line(exc)}", "see the exporter's message; --debug shows the full traceback") from exc
+            raise InputError(f"the ONNX exporter failed: {type(exc).__name__}: {first_line(exc)}", "see the exporter's message; --debug shows the full traceback") from exc
     model_proto = program.model_proto
     try:
         onnx.checker.check_model(model_proto, full_check=True)
         model_proto = onnx.shape_inference.infer_shapes(model_proto, check_type=True)
     except Exception as exc:  # noqa: BLE001
-        raise InputError(f"the exported model fails the ONNX checker: {_first_line(exc)}", "report the model; try another --opset") from exc
+        raise InputError(f"the exported model fails the ONNX checker: {first_line(exc)}", "report the model; try another --opset") from exc
     return model_proto
 
 
@@ -208,8 +208,3 @@ def _parity(name: str, want: np.ndarray, have: np.ndarray, options: ExportOption
         max_rel=float(rel.max()) if rel.size else 0.0,
         passed=passed,
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__

@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
 
-from edgekit.errors import InputError
+from edgekit.errors import InputError, first_line
 from edgekit.files import require_file
 
 Dim = int | str  # a fixed size, or the name of a symbolic dimension
@@ -45,14 +45,14 @@ def load_onnx(path: Path) -> onnx.ModelProto:
     try:
         model = onnx.load(str(path))
     except (DecodeError, ValueError, RuntimeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path} is not a readable ONNX model ({_first_line(exc)})", "check the file is an .onnx export") from exc
+        raise InputError(f"{path} is not a readable ONNX model ({first_line(exc)})", "check the file is an .onnx export") from exc
     # Protobuf parses many non-ONNX byte strings without complaint; the checker catches them.
     if not model.graph.node and not model.graph.output:
         raise InputError(f"{path} is not an ONNX model (no graph found)", "check the file is an .onnx export")
     try:
         onnx.checker.check_model(model)
     except (onnx.checker.ValidationError, ValueError) as exc:
-        raise InputError(f"{path} is not a valid ONNX model: {_first_line(exc)}", "re-export the model") from exc
+        raise InputError(f"{path} is not a valid ONNX model: {first_line(exc)}", "re-export the model") from exc
     return model
 
 
@@ -137,8 +137,3 @@ def _spec(value_info: onnx.ValueInfoProto) -> TensorSpec:
 
 def _dims(shape: tuple[int, ...]) -> str:
     return "x".join(str(d) for d in shape)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

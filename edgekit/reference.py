@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from edgekit.errors import InputError
+from edgekit.errors import InputError, first_line
 from edgekit.onnx_model import TensorSpec
 
 
@@ -27,7 +27,7 @@ class Reference:
         try:
             self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own exception types per failure kind
-            raise InputError(f"ONNX Runtime cannot load the model: {_first_line(exc)}", "check the model runs in ONNX Runtime") from None
+            raise InputError(f"ONNX Runtime cannot load the model: {first_line(exc)}", "check the model runs in ONNX Runtime") from None
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -49,8 +49,3 @@ def random_inputs(specs: list[TensorSpec], seed: int = 0) -> dict[str, np.ndarra
             # Integer inputs are usually ids, indices or masks: 0 and 1 are valid for all of them.
             feeds[spec.name] = rng.integers(0, 2, spec.shape).astype(dtype)
     return feeds
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__

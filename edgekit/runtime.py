@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.artifact import Manifest, verify_artifact
-from edgekit.errors import ArtifactError, InputError
+from edgekit.errors import ArtifactError, InputError, last_line
 from edgekit.onnx_model import TensorSpec
 from edgekit.timing import LatencyStats, Timer
 
@@ -98,7 +98,7 @@ def load(folder: Path | str, threads: int | None = None, cpu_ids: list[int] | No
     try:
         library = tvm.runtime.load_module(str((folder / manifest.library).resolve()))
     except Exception as exc:  # noqa: BLE001 - dlopen failures arrive as generic TVM errors
-        raise ArtifactError(f"cannot load {folder / manifest.library}: {str(exc).strip().splitlines()[-1]}", f"was it built for this machine? target: {manifest.target['name']}") from None
+        raise ArtifactError(f"cannot load {folder / manifest.library}: {last_line(exc)}", f"was it built for this machine? target: {manifest.target['name']}") from None
     device = tvm.cpu()
     vm = relax.VirtualMachine(library, device)
     return CompiledModel(folder, manifest, vm, device, threads)

@@ -11,7 +11,7 @@ import tvm
 from tvm import relax
 from tvm.relax.frontend.onnx import onnx_frontend
 
-from edgekit.errors import UnsupportedModelError
+from edgekit.errors import UnsupportedModelError, last_line
 from edgekit.onnx_model import TensorSpec
 
 # Ops the importer handles outside its converter table (TVM 0.27 `_check_for_unsupported_ops`).
@@ -31,7 +31,7 @@ def import_onnx(model: onnx.ModelProto, inputs: list[TensorSpec]) -> tvm.IRModul
         except Exception as exc:  # noqa: BLE001 - the importer raises anything from ValueError to TVMError
             where = f"node '{current['node']}' ({current['op']})" if current else "the model"
             raise UnsupportedModelError(
-                f"TVM cannot import {where}: {_first_line(exc)}",
+                f"TVM cannot import {where}: {last_line(exc)}",
                 "simplify or re-export that part of the model (a newer opset or static shapes often help)",
             ) from exc
 
@@ -86,8 +86,3 @@ def _tracking_nodes(current: dict[str, str]):
         yield
     finally:
         onnx_frontend.ONNXGraphImporter._parse_value_proto = original
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else type(exc).__name__

@@ -45,12 +45,13 @@ def compile(  # noqa: A001 - the stage is called compile
     *,
     target: str = "x86_64",
     shapes: dict[str, tuple[int, ...]] | None = None,
+    dims: dict[str, int] | None = None,
     name: str = "",
 ) -> Path:
     """Compile an ONNX file for `target` into an artifact folder; returns the folder."""
     from edgekit.compiler import CompileOptions, compile_onnx
 
-    return compile_onnx(Path(model), Path(output), CompileOptions(target=target, shapes=dict(shapes or {}), name=name))
+    return compile_onnx(Path(model), Path(output), CompileOptions(target=target, shapes=dict(shapes or {}), dims=dict(dims or {}), name=name))
 
 
 def check(

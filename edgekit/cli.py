@@ -92,13 +92,17 @@ def export(source, output, opset, input_names, output_names, dynamic, atol, rtol
 @click.option("-t", "--target", default="x86_64", show_default=True, help="Target name (see `edgekit targets`) or a target .toml file.")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Artifact folder to write.")
 @click.option("--shape", "shapes", multiple=True, metavar="NAME=1x3x224x224", help="Static shape for an input with symbolic dims (repeat).")
+@click.option("--dim", "dims", multiple=True, metavar="NAME=SIZE", help="Size of a named symbolic dimension in every input, e.g. sequence=128 (repeat).")
 @click.option("--name", default="", help="Artifact name (default: the ONNX file's stem).")
-def compile_command(model, target, output, shapes, name):
+def compile_command(model, target, output, shapes, dims, name):
     """Compile ONNX (any exporter, opset 11+) for a target into an artifact folder."""
     import edgekit
-    from edgekit.onnx_model import parse_shape_option
+    from edgekit.onnx_model import parse_dim_option, parse_shape_option
 
-    edgekit.compile(model, output, target=target, shapes=dict(parse_shape_option(s) for s in shapes), name=name)
+    edgekit.compile(
+        model, output, target=target, name=name,
+        shapes=dict(parse_shape_option(s) for s in shapes), dims=dict(parse_dim_option(d) for d in dims),
+    )
     manifest = json.loads((output / "manifest.json").read_text())
     table = Table(title=f"artifact {output}")
     for column in ("tensor", "name", "shape", "dtype"):

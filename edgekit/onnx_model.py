@@ -73,37 +73,55 @@ def opset_version(model: onnx.ModelProto) -> int:
     return 0
 
 
-def resolve_static_shapes(inputs: list[TensorSpec], overrides: dict[str, tuple[int, ...]]) -> list[TensorSpec]:
-    """Fix every input to a static shape: user overrides first, a symbolic leading (batch) dim becomes 1.
+def resolve_static_shapes(
+    inputs: list[TensorSpec], overrides: dict[str, tuple[int, ...]], dims: dict[str, int] | None = None
+) -> list[TensorSpec]:
+    """Fix every input to a static shape.
 
-    Any other symbolic dimension is an error naming the input and the option that fixes it.
+    Per input, `overrides` (--shape) win; then each symbolic dimension takes its size from `dims`
+    by name (--dim, e.g. sequence=128, shared by every input that uses the name); a symbolic
+    leading (batch) dimension left over becomes 1. Anything else is an error naming the input
+    and the options that fix it.
     """
+    dims = dims or {}
     names = {spec.name for spec in inputs}
     for name in overrides:
         if name not in names:
             raise InputError(f"--shape names '{name}', which is not a model input", f"inputs: {', '.join(sorted(names))}")
-    resolved = []
-    for spec in inputs:
-        if spec.name in overrides:
-            shape = tuple(overrides[spec.name])
-            if len(shape) != len(spec.shape):
-                raise InputError(
-                    f"--shape {spec.name} has rank {len(shape)} but the model input is {spec.describe()}",
-                    "give one size per dimension",
-                )
-            for given, declared in zip(shape, spec.shape):
-                if isinstance(declared, int) and declared != given:
-                    raise InputError(f"--shape {spec.name}={_dims(shape)} contradicts the model's {spec.describe()}", "only symbolic dimensions can be set")
-        else:
-            shape = tuple(1 if (i == 0 and isinstance(d, str)) else d for i, d in enumerate(spec.shape))
-            unresolved = [str(d) for d in shape if isinstance(d, str)]
-            if unresolved:
-                raise InputError(
-                    f"input {spec.describe()} has symbolic dimensions {', '.join(unresolved)}",
-                    f"fix them with --shape {spec.name}={_dims(tuple(1 if isinstance(d, str) else d for d in spec.shape))}",
-                )
-        resolved.append(TensorSpec(spec.name, tuple(int(d) for d in shape), spec.dtype))
-    return resolved
+    symbols = {d for spec in inputs for d in spec.shape if isinstance(d, str)}
+    for name in dims:
+        if name not in symbols:
+            raise InputError(f"--dim names '{name}', which is no symbolic dimension of the inputs", f"symbolic dimensions: {', '.join(sorted(symbols)) or 'none'}")
+    return [_static_spec(spec, overrides.get(spec.name), dims) for spec in inputs]
+
+
+def _static_spec(spec: TensorSpec, override: tuple[int, ...] | None, dims: dict[str, int]) -> TensorSpec:
+    if override is not None:
+        shape = tuple(override)
+        if len(shape) != len(spec.shape):
+            raise InputError(f"--shape {spec.name} has rank {len(shape)} but the model input is {spec.describe()}", "give one size per dimension")
+        for given, declared in zip(shape, spec.shape):
+            if isinstance(declared, int) and declared != given:
+                raise InputError(f"--shape {spec.name}={_dims(shape)} contradicts the model's {spec.describe()}", "only symbolic dimensions can be set")
+        return TensorSpec(spec.name, shape, spec.dtype)
+    shape = tuple(dims.get(d, d) if isinstance(d, str) else d for d in spec.shape)
+    shape = tuple(1 if (i == 0 and isinstance(d, str)) else d for i, d in enumerate(shape))
+    unresolved = [d for d in shape if isinstance(d, str)]
+    if unresolved:
+        example = _dims(tuple(1 if isinstance(d, str) else d for d in shape))
+        raise InputError(
+            f"input {spec.describe()} has symbolic dimensions {', '.join(unresolved)}",
+            f"fix them with --dim {unresolved[0]}=SIZE (for every input using it) or --shape {spec.name}={example}",
+        )
+    return TensorSpec(spec.name, tuple(int(d) for d in shape), spec.dtype)
+
+
+def parse_dim_option(text: str) -> tuple[str, int]:
+    """Parse `name=128` from a --dim option."""
+    name, sep, size = text.partition("=")
+    if not (sep and name and size.isdigit() and int(size) >= 1):
+        raise InputError(f"--dim '{text}' is not of the form name=size", "e.g. --dim sequence=128")
+    return name, int(size)
 
 
 def parse_shape_option(text: str) -> tuple[str, tuple[int, ...]]:

@@ -123,3 +123,32 @@ def test_compile_prints_the_interface(cli, demo_onnx, tmp_path):
     assert result.exit_code == 0, result.stderr
     assert "image" in result.stdout and "1x1x32x32" in result.stdout and "logits" in result.stdout
     assert json.loads((tmp_path / "art" / "manifest.json").read_text())["name"] == "digits"
+
+
+def _two_input_sequence_model():
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "y"], ["s"], name="add"), helper.make_node("MatMul", ["s", "w"], ["out"], name="proj")],
+        "seq",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch", "seq", 8]) for n in ("x", "y")],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", "seq", 4])],
+        [weight],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_dim_option_sizes_a_named_dimension_in_every_input(tmp_path, cli):
+    source = tmp_path / "seq.onnx"
+    onnx.save(_two_input_sequence_model(), source)
+
+    missing = cli("compile", source, "-o", tmp_path / "no")
+    assert missing.exit_code == 2 and "--dim seq=SIZE" in missing.stderr
+
+    result = cli("compile", source, "-o", tmp_path / "seq5", "--dim", "seq=5")
+    assert result.exit_code == 0, result.stderr
+    compiled = edgekit.load(tmp_path / "seq5")
+    assert [spec.shape for spec in compiled.inputs] == [(1, 5, 8), (1, 5, 8)]
+    assert compiled.outputs[0].shape == (1, 5, 4)
+    assert "--dim seq=5" in json.loads((tmp_path / "seq5" / "manifest.json").read_text())["build"]["command"]

@@ -27,12 +27,15 @@ LIBRARY = "model.so"
 class CompileOptions:
     target: str = "x86_64"
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    dims: dict[str, int] = field(default_factory=dict)
     name: str = ""
 
     def command(self, source: Path, output: Path) -> str:
         parts = ["edgekit", "compile", str(source), "--target", self.target, "-o", str(output)]
         for input_name, shape in sorted(self.shapes.items()):
             parts += ["--shape", f"{input_name}={'x'.join(map(str, shape))}"]
+        for dim_name, size in sorted(self.dims.items()):
+            parts += ["--dim", f"{dim_name}={size}"]
         if self.name:
             parts += ["--name", self.name]
         return shlex.join(parts)
@@ -49,7 +52,7 @@ def compile_onnx(source: Path, output: Path, options: CompileOptions | None = No
     target = load_target(options.target)
     _require_toolchain(target)
     model = load_onnx(source)
-    inputs = resolve_static_shapes(model_inputs(model), options.shapes)
+    inputs = resolve_static_shapes(model_inputs(model), options.shapes, options.dims)
     output_names = [spec.name for spec in model_outputs(model)]
 
     started = time.perf_counter()
@@ -79,7 +82,7 @@ def compile_onnx(source: Path, output: Path, options: CompileOptions | None = No
             versions=versions.collect(),
             build={
                 "command": options.command(source, output),
-                "options": {"target": options.target, "shapes": {k: list(v) for k, v in options.shapes.items()}, "name": options.name},
+                "options": {"target": options.target, "shapes": {k: list(v) for k, v in options.shapes.items()}, "dims": options.dims, "name": options.name},
                 "folding": fold_report.to_dict(),
                 "pipeline": "tvm default (untuned)",
                 "seconds": round(time.perf_counter() - started, 2),

@@ -47,13 +47,12 @@ ffi::Function require_function(const ffi::Module& module, const char* name, cons
 }  // namespace
 
 Model Model::load(const std::string& library_path) {
-  Model model;
-  model.library_ = ffi::Module::LoadFromFile(ffi::String(library_path));
-  model.vm_ = require_function(model.library_, "vm_load_executable", library_path)().cast<ffi::Module>();
+  ffi::Module library = ffi::Module::LoadFromFile(ffi::String(library_path));
+  ffi::Module vm = require_function(library, "vm_load_executable", library_path)().cast<ffi::Module>();
   // One (device type, device id, allocator) triple per device; the host CPU is the only one.
-  require_function(model.vm_, "vm_initialization", library_path)(kCpuDeviceType, 0, kPooledAllocator);
-  model.main_ = require_function(model.vm_, "main", library_path);
-  return model;
+  require_function(vm, "vm_initialization", library_path)(kCpuDeviceType, 0, kPooledAllocator);
+  ffi::Function main = require_function(vm, "main", library_path);
+  return Model(std::move(library), std::move(vm), std::move(main));
 }
 
 std::vector<ffi::Tensor> Model::run(const std::vector<ffi::Tensor>& inputs) const {

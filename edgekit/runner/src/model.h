@@ -7,6 +7,7 @@
 #include <tvm/ffi/function.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "npy.h"
@@ -22,7 +23,10 @@ class Model {
   std::vector<tvm::ffi::Tensor> run(const std::vector<tvm::ffi::Tensor>& inputs) const;
 
  private:
-  tvm::ffi::Module library_;
+  Model(tvm::ffi::Module library, tvm::ffi::Module vm, tvm::ffi::Function main)
+      : library_(std::move(library)), vm_(std::move(vm)), main_(std::move(main)) {}
+
+  tvm::ffi::Module library_;  // keeps the dlopen'ed code alive as long as the VM
   tvm::ffi::Module vm_;
   tvm::ffi::Function main_;
 };

@@ -47,11 +47,15 @@ def compile(  # noqa: A001 - the stage is called compile
     shapes: dict[str, tuple[int, ...]] | None = None,
     dims: dict[str, int] | None = None,
     name: str = "",
+    device: str = "cpu",
 ) -> Path:
-    """Compile an ONNX file for `target` into an artifact folder; returns the folder."""
+    """Compile an ONNX file for `target` into an artifact folder; returns the folder.
+
+    `device="gpu"` runs the compute on the target's accelerator (CUDA on orin, OpenCL on rk3588).
+    """
     from edgekit.compiler import CompileOptions, compile_onnx
 
-    return compile_onnx(Path(model), Path(output), CompileOptions(target=target, shapes=dict(shapes or {}), dims=dict(dims or {}), name=name))
+    return compile_onnx(Path(model), Path(output), CompileOptions(target=target, shapes=dict(shapes or {}), dims=dict(dims or {}), name=name, device=device))
 
 
 def check(

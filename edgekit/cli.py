@@ -94,13 +94,14 @@ def export(source, output, opset, input_names, output_names, dynamic, atol, rtol
 @click.option("--shape", "shapes", multiple=True, metavar="NAME=1x3x224x224", help="Static shape for an input with symbolic dims (repeat).")
 @click.option("--dim", "dims", multiple=True, metavar="NAME=SIZE", help="Size of a named symbolic dimension in every input, e.g. sequence=128 (repeat).")
 @click.option("--name", default="", help="Artifact name (default: the ONNX file's stem).")
-def compile_command(model, target, output, shapes, dims, name):
+@click.option("--device", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True, help="gpu: run on the target's accelerator (orin: CUDA sm_87, rk3588: Mali OpenCL).")
+def compile_command(model, target, output, shapes, dims, name, device):
     """Compile ONNX (any exporter, opset 11+) for a target into an artifact folder."""
     import edgekit
     from edgekit.onnx_model import parse_dim_option, parse_shape_option
 
     edgekit.compile(
-        model, output, target=target, name=name,
+        model, output, target=target, name=name, device=device,
         shapes=dict(parse_shape_option(s) for s in shapes), dims=dict(parse_dim_option(d) for d in dims),
     )
     manifest = json.loads((output / "manifest.json").read_text())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,7 @@ def load(folder: Path | str, threads: int | None = None, cpu_ids: list[int] | No
     """
     folder = Path(folder)
     manifest = verify_artifact(folder)
+    _require_this_machine(manifest)
     runtime = manifest.runtime
     threads = runtime.get("threads", 1) if threads is None else threads
     configure_threads(threads, cpu_ids if cpu_ids is not None else runtime.get("cpu_ids", []), runtime.get("spin_count", DEFAULT_SPIN_COUNT))
@@ -102,6 +104,21 @@ def load(folder: Path | str, threads: int | None = None, cpu_ids: list[int] | No
     device = tvm.cpu()
     vm = relax.VirtualMachine(library, device)
     return CompiledModel(folder, manifest, vm, device, threads)
+
+
+def _require_this_machine(manifest: Manifest) -> None:
+    machine = manifest.target["cpu"]["triple"].split("-", 1)[0]
+    if machine != platform.machine():
+        raise ArtifactError(
+            f"artifact {manifest.name} is built for {machine} ({manifest.target['name']}), this machine is {platform.machine()}",
+            "run it on the board with `edgekit bundle` and its runner (or under qemu-aarch64)",
+        )
+    if "gpu" in manifest.runtime:
+        gpu = manifest.runtime["gpu"]
+        raise ArtifactError(
+            f"artifact {manifest.name} runs on a {gpu['device']} GPU ({gpu['arch']}); the Python runtime here runs CPU artifacts",
+            "run it on the board with `edgekit bundle` and its runner",
+        )
 
 
 def configure_threads(threads: int, cpu_ids: list[int], spin_count: int = DEFAULT_SPIN_COUNT) -> None:

@@ -67,6 +67,11 @@ class TargetSpec:
         return target
 
     @property
+    def machine(self) -> str:
+        """The CPU architecture as `uname -m` names it, e.g. "aarch64"."""
+        return self.cpu.triple.split("-", 1)[0]
+
+    @property
     def is_cross(self) -> bool:
         return bool(self.cpu.cross_compiler)
 

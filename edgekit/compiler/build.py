@@ -14,6 +14,7 @@ import tvm
 from edgekit import console, versions
 from edgekit.artifact import Manifest, write_manifest
 from edgekit.compiler.fold import fold_model
+from edgekit.compiler.gpu import build_gpu, export_gpu_library, gpu_summary, nvcc_version
 from edgekit.compiler.relax_import import import_onnx, output_specs
 from edgekit.errors import InputError
 from edgekit.files import atomic_dir, sha256_file
@@ -29,6 +30,7 @@ class CompileOptions:
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     dims: dict[str, int] = field(default_factory=dict)
     name: str = ""
+    device: str = "cpu"  # "gpu": the target's [accelerator] runs the compute
 
     def command(self, source: Path, output: Path) -> str:
         parts = ["edgekit", "compile", str(source), "--target", self.target, "-o", str(output)]
@@ -38,6 +40,8 @@ class CompileOptions:
             parts += ["--dim", f"{dim_name}={size}"]
         if self.name:
             parts += ["--name", self.name]
+        if self.device != "cpu":
+            parts += ["--device", self.device]
         return shlex.join(parts)
 
 
@@ -50,6 +54,7 @@ def compile_onnx(source: Path, output: Path, options: CompileOptions | None = No
     options = options or CompileOptions()
     source, output = Path(source), Path(output)
     target = load_target(options.target)
+    _require_device(target, options.device)
     _require_toolchain(target)
     model = load_onnx(source)
     inputs = resolve_static_shapes(model_inputs(model), options.shapes, options.dims)
@@ -66,32 +71,63 @@ def compile_onnx(source: Path, output: Path, options: CompileOptions | None = No
     with console.step("importing into TVM Relax"):
         mod = import_onnx(folded, inputs)
     outputs = output_specs(mod, output_names)
-    with console.step(f"building for {target.name} ({target.cpu.triple}, {target.cpu.mcpu})"):
-        executable = tvm.compile(mod, target=tvm.target.Target(target.tvm_cpu_target()))
+    gpu = None
+    if options.device == "gpu":
+        accelerator = target.accelerator
+        with console.step(f"building for {target.name}'s {accelerator.name} ({accelerator.kind} {accelerator.arch})"):
+            gpu = build_gpu(mod, target)
+        console.info(f"{gpu.info.kernels} {gpu.info.kind} kernels for {gpu.info.fused_ops} fused ops ({gpu.info.binary_format})")
+    else:
+        with console.step(f"building for {target.name} ({target.cpu.triple}, {target.cpu.mcpu})"):
+            executable = tvm.compile(mod, target=tvm.target.Target(target.tvm_cpu_target()))
 
     with atomic_dir(output) as folder:
-        _export_library(executable, folder / LIBRARY, target)
+        if gpu is not None:
+            export_gpu_library(gpu, folder / LIBRARY, target)  # reads the library back and checks it
+        else:
+            _export_library(executable, folder / LIBRARY, target)
         manifest = Manifest(
             name=options.name or source.stem,
             library=LIBRARY,
             inputs=inputs,
             outputs=outputs,
             target=target.to_dict(),
-            tvm_target=target.tvm_cpu_target(),
+            tvm_target=gpu.tvm_target if gpu else target.tvm_cpu_target(),
             source={"path": str(source), "sha256": sha256_file(source), "opset": opset_version(model), "producer": _producer(model)},
             versions=versions.collect(),
             build={
                 "command": options.command(source, output),
-                "options": {"target": options.target, "shapes": {k: list(v) for k, v in options.shapes.items()}, "dims": options.dims, "name": options.name},
+                "options": {"target": options.target, "shapes": {k: list(v) for k, v in options.shapes.items()}, "dims": options.dims, "name": options.name, "device": options.device},
                 "folding": fold_report.to_dict(),
-                "pipeline": "tvm default (untuned)",
+                "pipeline": "tvm default GPU pipeline (dlight default schedules, untuned)" if gpu else "tvm default (untuned)",
                 "seconds": round(time.perf_counter() - started, 2),
             },
-            runtime={"threads": target.cpu.cores, "cpu_ids": list(target.cpu.cpu_ids), "spin_count": 0},
+            runtime=_runtime_defaults(target) | ({"gpu": gpu_summary(gpu.info)} if gpu else {}),
         )
         write_manifest(folder, manifest)
     console.info(f"wrote {output} ({manifest.build['seconds']} s)")
     return output
+
+
+def _runtime_defaults(target: TargetSpec) -> dict:
+    found = versions.collect()
+    return {
+        "threads": target.cpu.cores,
+        "cpu_ids": list(target.cpu.cpu_ids),
+        # 0: an idle runtime sleeps instead of burning a core (TVM's default spins 300000 times).
+        "spin_count": 0,
+        # model.so links against exactly these runtime libraries; a bundle ships the same versions.
+        "abi": {"machine": target.machine, "tvm_runtime": found["tvm"], "tvm_ffi": found["tvm_ffi"]},
+    }
+
+
+def _require_device(target: TargetSpec, device: str) -> None:
+    if device not in ("cpu", "gpu"):
+        raise InputError(f"unknown device '{device}'", "use --device cpu or --device gpu")
+    if device == "gpu" and target.accelerator is None:
+        raise InputError(f"target {target.name} has no GPU", "use --device cpu, or a target with an [accelerator] table (orin, rk3588)")
+    if device == "gpu" and target.accelerator.kind == "cuda":
+        nvcc_version()  # fails before any work when nvcc is missing
 
 
 def _require_toolchain(target: TargetSpec) -> None:

@@ -27,11 +27,11 @@ outputs come back as GPU tensors (set_input/invoke_stateful would copy inputs ov
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
-import struct
 import subprocess
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -41,6 +41,7 @@ import tvm
 import tvm_ffi
 from tvm import relax
 
+from edgekit.compiler.packed_library import GpuLibrary, cubin_contents, inspect_gpu_library, with_cuda_code
 from edgekit.errors import InputError, UnsupportedModelError
 from edgekit.target_spec import AcceleratorSpec, TargetSpec
 
@@ -55,8 +56,8 @@ KERNEL_PATTERNS = {
     "cuda": re.compile(r'extern "C" __global__ void (?:__launch_bounds__\(\d+\) )?(\w+)\('),
     "opencl": re.compile(r"__kernel void (?:__attribute__\(\(.*?\)\) )?(\w+)\("),
 }
-EM_AARCH64, EM_X86_64, EM_CUDA = 183, 62, 190
-ELF_MACHINES = {EM_AARCH64: "aarch64", EM_X86_64: "x86_64", EM_CUDA: "cuda"}
+# GpuBuildInfo.binary_format -> the format string the board's loader finds in model.so.
+PACKED_FORMATS = {"cubin": "cubin", "opencl-c": "cl"}
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,9 @@ class GpuBuildInfo:
 
 @dataclass(frozen=True)
 class GpuBuild:
+    """A built model before export: export with `export_gpu_library`, not the executable's own
+    export_library, which would pack the CUDA source instead of the cubin."""
+
     executable: relax.VMExecutable
     info: GpuBuildInfo
     tvm_target: dict
@@ -92,7 +96,8 @@ class GpuBuild:
 def tvm_gpu_target(target: TargetSpec) -> dict:
     """The board's GPU with its CPU as host, as the JSON dict TVM 0.27 takes."""
     if target.accelerator is None or target.accelerator.kind not in DEVICE_TARGETS:
-        raise InputError(f"target {target.name} has no GPU edgekit can build for", "add an [accelerator] table of kind cuda or opencl to its TOML file")
+        hint = "use --device cpu, or add an [accelerator] table of kind cuda or opencl to its TOML file"
+        raise InputError(f"target {target.name} has no GPU edgekit can build for", hint)
     return {**DEVICE_TARGETS[target.accelerator.kind](target.accelerator), "host": target.tvm_cpu_target()}
 
 
@@ -119,6 +124,7 @@ def build_cuda(mod: tvm.IRModule, target: TargetSpec) -> GpuBuild:
     if names != kernel_names(source, "cuda"):
         raise InputError("the cubin's kernels differ from the CUDA source's", "report this model")
     _check_every_op_has_a_kernel(fused, names)
+    major = cuda_version.split(".")[0]
     info = GpuBuildInfo(
         kind="cuda",
         arch=target.accelerator.arch,
@@ -128,12 +134,11 @@ def build_cuda(mod: tvm.IRModule, target: TargetSpec) -> GpuBuild:
         fused_ops=len(fused),
         notes=(
             f"SASS for {target.accelerator.arch} only (no PTX): the board loads it without a compiler",
-            f"needs libtvm_runtime_cuda.so (TVM 0.27) loaded before model.so, libcudart.so.{cuda_version.split('.')[0]} "
-            f"and a driver for CUDA {cuda_version.split('.')[0]}",
+            f"needs libtvm_runtime_cuda.so (TVM 0.27) loaded before model.so, libcudart.so.{major} and a driver for CUDA {major}",
             "nvcc flags are TVM's (tvm.support.nvcc): -O3 --use_fast_math",
         ),
     )
-    return GpuBuild(executable, info, tvm_target, bytes(cubin))
+    return GpuBuild(executable, info, tvm_target, cubin)
 
 
 def build_opencl(mod: tvm.IRModule, target: TargetSpec) -> GpuBuild:
@@ -160,8 +165,13 @@ def build_opencl(mod: tvm.IRModule, target: TargetSpec) -> GpuBuild:
 GPU_BUILDERS: dict[str, Callable[[tvm.IRModule, TargetSpec], GpuBuild]] = {"cuda": build_cuda, "opencl": build_opencl}
 
 
-def export_gpu_library(build: GpuBuild, path: Path, target: TargetSpec) -> None:
-    """Write model.so for the board: host code by the target's (cross) compiler, kernels packed in."""
+def export_gpu_library(build: GpuBuild, path: Path, target: TargetSpec) -> GpuLibrary:
+    """Write model.so for the board (host code by its cross compiler, kernels packed in), read it
+    back and return what it holds.
+
+    Raises InputError when the cross compiler is missing, UnsupportedModelError when the written
+    library is not what was built (wrong machine, source instead of the cubin, kernels missing).
+    """
     from tvm.support import cc  # TVM 0.27 moved cc here from tvm.contrib
 
     options = {}
@@ -173,12 +183,20 @@ def export_gpu_library(build: GpuBuild, path: Path, target: TargetSpec) -> None:
     if build.device_binary:
         options["fpack_imports"] = _packer_with_binary(build)
     build.executable.export_library(str(path), **options)
+    library = inspect_gpu_library(path)
+    expected = (target.cpu.triple.split("-")[0], build.info.kind, PACKED_FORMATS[build.info.binary_format], build.info.kernels)
+    found = (library.machine, library.device, library.code_format, len(library.kernels))
+    if found != expected or (build.info.kind == "cuda" and library.arch != build.info.arch):
+        problem = f"{path.name} holds {found} ({library.arch}), expected {expected} ({build.info.arch})"
+        raise UnsupportedModelError(problem, "report this model")
+    return library
 
 
 def gpu_summary(info: GpuBuildInfo) -> dict:
     """The manifest's `gpu` entry: what the artifact holds and what the board must provide."""
     runtime = {
         "vm_initialization": [[DL_DEVICE_TYPES[info.kind], 0], [DL_DEVICE_TYPES["cpu"], 0]],
+        # vm.cc: main() does not move its arguments; weights go to the first device at initialization.
         "inputs_on": f"{info.kind}:0",
         "outputs_on": f"{info.kind}:0",
     }
@@ -226,9 +244,27 @@ def _build(mod: tvm.IRModule, tvm_target: dict) -> tuple[relax.VMExecutable, str
     with target:
         lowered = relax.get_default_pipeline(target)(mod)
     fused = sorted(gv.name_hint for gv, func in lowered.functions.items() if isinstance(func, tvm.tirx.PrimFunc))
-    executable = tvm.compile(lowered, target=target, relax_pipeline=None)
+    with _codegen_keeps_source():
+        executable = tvm.compile(lowered, target=target, relax_pipeline=None)
     device = _device_module(executable.mod, tvm_target["kind"])
     return executable, device.inspect_source("cuda" if tvm_target["kind"] == "cuda" else "cl"), fused
+
+
+@contextlib.contextmanager
+def _codegen_keeps_source():
+    # In a process that has loaded libtvm_runtime_cuda.so (a build on a machine with a GPU), codegen
+    # would JIT-compile through tvm_callback_cuda_compile (NVRTC by default) instead of keeping the
+    # source. TVM_COMPILE_FORCE_FALLBACK (cuda_fallback_module.h, read at each codegen call) makes
+    # every build take the same path: source out of codegen, cubin from our nvcc call.
+    previous = os.environ.get("TVM_COMPILE_FORCE_FALLBACK")
+    os.environ["TVM_COMPILE_FORCE_FALLBACK"] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["TVM_COMPILE_FORCE_FALLBACK"]
+        else:
+            os.environ["TVM_COMPILE_FORCE_FALLBACK"] = previous
 
 
 def _device_module(root: tvm.runtime.Module, kind: str) -> tvm.runtime.Module:
@@ -267,21 +303,13 @@ def _compile_cubin(source: str, tvm_target: dict) -> bytes:
             raise InputError(f"nvcc failed on the generated kernels: {error[0] if error else exc}", "report this model") from exc
 
 
-# ---- the packed import blob (src/target/codegen.cc ModuleSerializer, support/bytes_io.h) ----
-# blob = u64 nbytes, then: vec<u64> import_tree_row_ptr, vec<u64> child_indices, then per module
-# group a string kind and, unless the kind is "_lib" (the host code itself), a string of
-# SaveToBytes. Strings and vectors are a u64 count then the data. The CUDA module's bytes are
-# string fmt, its function table, string code: code is last, so it can be swapped without
-# parsing the function table.
-
-
 def _packer_with_binary(build: GpuBuild):
     """An `fpack_imports` for Module.export_library that packs the cubin in place of the source."""
 
     def pack(module, is_system_lib: bool, symbol_prefix: str, workspace_dir: str) -> str:
         blob = bytes(tvm_ffi.get_global_func("runtime.ModulePackImportsToTensor")(module).numpy())
-        source = _device_module(module, "cuda").inspect_source("cuda")
-        blob = _with_cuda_code(blob, source.encode(), build.info.binary_format, build.device_binary)
+        source = _device_module(module, "cuda").inspect_source("cuda").encode()
+        blob = with_cuda_code(blob, source, build.info.binary_format, build.device_binary)
         host = json.dumps({"kind": "llvm", "mtriple": build.tvm_target["host"]["mtriple"]})
         packed = tvm_ffi.get_global_func("codegen.codegen_blob")(blob, is_system_lib, host, symbol_prefix)
         path = os.path.join(workspace_dir, f"{symbol_prefix}devc.o")
@@ -289,159 +317,3 @@ def _packer_with_binary(build: GpuBuild):
         return path
 
     return pack
-
-
-def _with_cuda_code(blob: bytes, source: bytes, fmt: str, binary: bytes) -> bytes:
-    row_ptr, children, entries = read_blob(blob)
-    replaced = 0
-    for index, (kind, data) in enumerate(entries):
-        if kind != "cuda":
-            continue
-        old_fmt, offset = _read_string(data, 0)
-        tail = struct.pack("<Q", len(source)) + source
-        if old_fmt != b"cuda" or not data.endswith(tail):
-            raise InputError(f"unexpected serialized CUDA module (format {old_fmt!r})", "this code knows TVM 0.27's layout only")
-        function_table = data[offset : len(data) - len(tail)]
-        entries[index] = (kind, _string(fmt.encode()) + function_table + _string(binary))
-        replaced += 1
-    if replaced != 1:
-        raise InputError(f"expected one CUDA module in the packed library, found {replaced}", "report this model")
-    return _write_blob(row_ptr, children, entries)
-
-
-def read_blob(blob: bytes) -> tuple[list[int], list[int], list[tuple[str, bytes]]]:
-    """Split a packed import blob into its import tree and (kind, bytes) entries."""
-    (nbytes,) = struct.unpack_from("<Q", blob, 0)
-    offset = 8
-    row_ptr, offset = _read_vector(blob, offset)
-    children, offset = _read_vector(blob, offset)
-    entries = []
-    for _ in range(len(row_ptr) - 1):
-        kind, offset = _read_string(blob, offset)
-        data = b""
-        if kind != b"_lib":
-            data, offset = _read_string(blob, offset)
-        entries.append((kind.decode(), data))
-    if offset != 8 + nbytes:
-        raise ValueError(f"packed blob has {8 + nbytes - offset} unread bytes")
-    return row_ptr, children, entries
-
-
-def _write_blob(row_ptr: list[int], children: list[int], entries: list[tuple[str, bytes]]) -> bytes:
-    body = _vector(row_ptr) + _vector(children)
-    for kind, data in entries:
-        body += _string(kind.encode()) + (b"" if kind == "_lib" else _string(data))
-    return struct.pack("<Q", len(body)) + body
-
-
-def _read_string(data: bytes, offset: int) -> tuple[bytes, int]:
-    (size,) = struct.unpack_from("<Q", data, offset)
-    return data[offset + 8 : offset + 8 + size], offset + 8 + size
-
-
-def _read_vector(data: bytes, offset: int) -> tuple[list[int], int]:
-    (count,) = struct.unpack_from("<Q", data, offset)
-    return list(struct.unpack_from(f"<{count}Q", data, offset + 8)), offset + 8 + 8 * count
-
-
-def _string(data: bytes) -> bytes:
-    return struct.pack("<Q", len(data)) + data
-
-
-def _vector(values: list[int]) -> bytes:
-    return struct.pack(f"<Q{len(values)}Q", len(values), *values)
-
-
-# ---- reading what was built: ELF64 little-endian (the board's .so and the cubin) ----
-
-
-@dataclass(frozen=True)
-class GpuLibrary:
-    """What an exported model.so holds, read back from the file."""
-
-    machine: str  # "aarch64" | "x86_64"
-    device: str  # "cuda" | "opencl"
-    code_format: str  # the format the board's loader sees: "cubin", "cl", or "cuda" (source)
-    arch: str  # "sm_87" for a cubin, "" for source
-    kernels: tuple[str, ...]
-
-
-def inspect_gpu_library(path: Path) -> GpuLibrary:
-    """Read model.so's ELF header and packed device module; raise ValueError if there is none."""
-    data = Path(path).read_bytes()
-    machine, _, sections = _elf(data)
-    blob = _elf_symbol(data, sections, tvm_ffi.get_global_func("runtime.ModuleImportsBlobName")())
-    _, _, entries = read_blob(blob[: 8 + struct.unpack_from("<Q", blob, 0)[0]])
-    devices = [(kind, payload) for kind, payload in entries if kind in DEVICE_TARGETS]
-    if len(devices) != 1:
-        raise ValueError(f"{path} packs {len(devices)} GPU modules ({[kind for kind, _ in entries]})")
-    kind, payload = devices[0]
-    fmt, offset = _read_string(payload, 0)
-    code = payload[offset:]  # function table, then the code string: find the code by its length
-    code = _trailing_string(payload)
-    if fmt == b"cubin":
-        arch, names = cubin_contents(code)
-        return GpuLibrary(ELF_MACHINES.get(machine, str(machine)), kind, "cubin", f"sm_{arch}", tuple(sorted(names)))
-    names = kernel_names(code.decode(), kind)
-    return GpuLibrary(ELF_MACHINES.get(machine, str(machine)), kind, fmt.decode(), "", tuple(sorted(names)))
-
-
-def cubin_contents(cubin: bytes) -> tuple[int, set[str]]:
-    """SM number and kernel names of a CUDA ELF (cubin); ValueError if it is not one."""
-    machine, flags, sections = _elf(cubin)
-    if machine != EM_CUDA:
-        raise ValueError(f"not a cubin: ELF machine {machine}, expected {EM_CUDA} (EM_CUDA)")
-    # e_flags holds the SM: bits 8-15 from ELF ABI version 8 (CUDA 13 here: sm_87 -> 0x..57..),
-    # bits 0-7 before that.
-    arch = (flags >> 8) & 0xFF if cubin[8] >= 8 else flags & 0xFF
-    return arch, {name.removeprefix(".text.") for name, *_ in sections if name.startswith(".text.")}
-
-
-def elf_machine(path: Path) -> str:
-    """"aarch64", "x86_64", ... from an ELF file's header."""
-    with open(path, "rb") as file:
-        header = file.read(64)
-    machine, _, _ = _elf(header, sections=False)
-    return ELF_MACHINES.get(machine, str(machine))
-
-
-def _elf(data: bytes, sections: bool = True) -> tuple[int, int, list[tuple[str, int, int, int, int, int]]]:
-    """(e_machine, e_flags, [(name, type, addr, offset, size, link)]) of an ELF64 LE file."""
-    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
-        raise ValueError("not a 64-bit little-endian ELF file")
-    (_, _, machine, _, _, _, shoff, flags, _, _, _, shentsize, shnum, shstrndx) = struct.unpack_from("<16sHHIQQQIHHHHHH", data, 0)
-    if not sections:
-        return machine, flags, []
-    raw = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
-    names_at = raw[shstrndx][4]
-    table = []
-    for name, kind, _, addr, offset, size, link, *_ in raw:
-        end = data.index(b"\0", names_at + name)
-        table.append((data[names_at + name : end].decode(), kind, addr, offset, size, link))
-    return machine, flags, table
-
-
-def _elf_symbol(data: bytes, sections: list, wanted: str) -> bytes:
-    """The bytes a defined symbol points at, looked up in .dynsym then .symtab."""
-    for symbol_type in (11, 2):  # SHT_DYNSYM, SHT_SYMTAB
-        for _, kind, _, offset, size, link in sections:
-            if kind != symbol_type:
-                continue
-            strings = sections[link][3]
-            for at in range(offset, offset + size, 24):
-                name, _, _, index, value, length = struct.unpack_from("<IBBHQQ", data, at)
-                end = data.index(b"\0", strings + name)
-                if data[strings + name : end].decode() == wanted and 0 < index < len(sections):
-                    _, _, addr, base, _, _ = sections[index]
-                    start = base + value - addr
-                    return data[start : start + length] if length else data[start:]
-    raise ValueError(f"symbol {wanted} not found")
-
-
-def _trailing_string(payload: bytes) -> bytes:
-    # The code string ends the payload; its u64 length sits right before it.
-    for start in range(len(payload) - 8, 7, -1):
-        (size,) = struct.unpack_from("<Q", payload, start - 8)
-        if size == len(payload) - start:
-            return payload[start:]
-    raise ValueError("no code string at the end of the device module")

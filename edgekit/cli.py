@@ -185,6 +185,45 @@ def check_command(artifact, reference, data, max_abs, min_cosine, min_top1, thre
 
 
 @main.command()
+@click.argument("artifact", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Bundle folder to write.")
+@click.option("-t", "--target", help="Target (default: the artifact's own).")
+@click.option("--tar", "tarball", is_flag=True, help="Also write OUTPUT.tar.gz.")
+def bundle(artifact, output, target, tarball):
+    """Bundle an artifact with the on-device runner and its TVM runtime for the board."""
+    from edgekit.bundle import make_bundle
+
+    made = make_bundle(artifact, output, target=target, tarball=tarball)
+    table = Table(title=f"bundle {made.folder} for {made.target}")
+    table.add_column("file")
+    table.add_column("bytes", justify="right")
+    for name, size in made.files.items():
+        table.add_row(name, f"{size:,}")
+    table.add_row("[bold]total[/]", f"[bold]{sum(made.files.values()):,}[/]")
+    console.out.print(table)
+    if made.tarball:
+        console.out.print(f"wrote {made.tarball} ({made.tarball.stat().st_size:,} bytes)")
+
+
+@main.group()
+def runner():
+    """The C++ on-device runner."""
+
+
+@runner.command(name="build")
+@click.option("-t", "--target", default="x86_64", show_default=True, help="Target to build the runner for.")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Folder for the runner and its runtime libraries.")
+def runner_build(target, output):
+    """Build edgekit-runner for a target (cross-compiled for arm boards)."""
+    from edgekit.runner.build import build_runner
+    from edgekit.target_spec import load_target
+
+    built = build_runner(load_target(target), output)
+    for path in (built.binary, *built.runtime_libs):
+        console.out.print(f"{path}  {path.stat().st_size:,} bytes")
+
+
+@main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the descriptors as JSON.")
 def targets(as_json):
     """List the target descriptors and their key facts."""

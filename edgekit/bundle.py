@@ -1,0 +1,144 @@
+"""`edgekit bundle`: everything a board needs to run an artifact, in one folder (or tarball).
+
+    BUNDLE/
+      edgekit-runner        the C++ runner for the target's architecture
+      libtvm_runtime.so     the TVM runtime the model was built against (same version, same arch)
+      libtvm_ffi.so
+      model/                the artifact folder: model.so + manifest.json
+      bundle.json           what is inside, with sha256 of every file
+      README.md             how to run it on the board
+
+Runners are cached per target and runner source (a rebuild only happens when either changes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgekit import console, versions
+from edgekit.artifact import Manifest, verify_artifact
+from edgekit.errors import InputError
+from edgekit.files import atomic_dir, atomic_file, sha256_file
+from edgekit.runner.build import BINARY, RUNNER_SOURCE, RunnerBuild, build_runner, cache_dir
+from edgekit.target_spec import TargetSpec, load_target
+
+MODEL_DIR = "model"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    folder: Path
+    target: str
+    files: dict[str, int]  # relative path -> size in bytes
+    tarball: Path | None = None
+
+
+def make_bundle(artifact: Path, output: Path, target: str | None = None, tarball: bool = False) -> Bundle:
+    """Bundle the artifact with a runner built for its target; verify the artifact first."""
+    artifact = Path(artifact)
+    manifest = verify_artifact(artifact)
+    spec = load_target(target or manifest.target["name"])
+    if spec.cpu.triple != manifest.target["cpu"]["triple"]:
+        raise InputError(
+            f"artifact {artifact} is built for {manifest.target['cpu']['triple']}, target {spec.name} is {spec.cpu.triple}",
+            f"bundle it for its own target ({manifest.target['name']}) or recompile",
+        )
+    runner = cached_runner(spec)
+    with atomic_dir(Path(output)) as folder:
+        for path in (runner.binary, *runner.runtime_libs):
+            shutil.copy2(path, folder / path.name)
+        shutil.copytree(artifact, folder / MODEL_DIR)
+        (folder / "README.md").write_text(_board_readme(manifest, spec))
+        files = {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+        (folder / "bundle.json").write_text(json.dumps(_bundle_record(manifest, spec, files), indent=2) + "\n")
+    output = Path(output)
+    sizes = {str(p.relative_to(output)): p.stat().st_size for p in sorted(output.rglob("*")) if p.is_file()}
+    archive = _tar(output) if tarball else None
+    return Bundle(folder=output, target=spec.name, files=sizes, tarball=archive)
+
+
+def cached_runner(spec: TargetSpec) -> RunnerBuild:
+    """The runner for `spec`, built once per (target, compiler, runner source, TVM versions)."""
+    folder = cache_dir() / "runners" / f"{spec.name}-{_runner_key(spec)}"
+    binary = folder / BINARY
+    libs = tuple(folder / name for name in ("libtvm_runtime.so", "libtvm_ffi.so"))
+    if binary.is_file() and all(lib.is_file() for lib in libs):
+        console.info(f"using the cached runner {binary}")
+        return RunnerBuild(binary=binary, runtime_libs=libs, triple=spec.cpu.triple)
+    return build_runner(spec, folder)
+
+
+def _runner_key(spec: TargetSpec) -> str:
+    digest = hashlib.sha256()
+    found = versions.collect()
+    digest.update(f"{spec.cpu.triple} {spec.cpu.cross_compiler} {found['tvm']} {found['tvm_ffi']}".encode())
+    for path in sorted(RUNNER_SOURCE.rglob("*")):
+        if path.is_file() and path.suffix in (".cc", ".h", ".txt", ".py"):
+            digest.update(path.relative_to(RUNNER_SOURCE).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _bundle_record(manifest: Manifest, spec: TargetSpec, files: dict[str, str]) -> dict:
+    return {
+        "format": "edgekit-bundle",
+        "format_version": 1,
+        "model": manifest.name,
+        "target": spec.name,
+        "triple": spec.cpu.triple,
+        "runner": BINARY,
+        "versions": versions.collect(),
+        "files": files,
+    }
+
+
+def _tar(folder: Path) -> Path:
+    archive = folder.with_name(folder.name + ".tar.gz")
+    with atomic_file(archive) as tmp, tarfile.open(tmp, "w:gz") as tar:
+        tar.add(folder, arcname=folder.name)
+    return archive
+
+
+def _board_readme(manifest: Manifest, spec: TargetSpec) -> str:
+    inputs = " ".join(f"--input {s.name}={s.name}.npy" for s in manifest.inputs)
+    shapes = "\n".join(f"- `{s.name}`: {'x'.join(map(str, s.shape))} {s.dtype}" for s in manifest.inputs)
+    outputs = "\n".join(f"- `{s.name}`: {'x'.join(map(str, s.shape))} {s.dtype}" for s in manifest.outputs)
+    cpus = ",".join(map(str, spec.cpu.cpu_ids))
+    pinning = f" --cpus {cpus}" if cpus else ""
+    gpu = manifest.runtime.get("gpu")
+    gpu_note = ""
+    if gpu:
+        libraries = ", ".join(gpu["runtime"]["libraries"])
+        gpu_note = f"\n## GPU\n\nThis model runs on the {gpu['device']} GPU ({gpu['arch']}). The board needs: {libraries}.\n" + "".join(f"- {n}\n" for n in gpu["notes"])
+    return f"""# {manifest.name} for {spec.name}
+
+{spec.description}. Built by edgekit {manifest.versions.get('edgekit')} with TVM {manifest.versions.get('tvm')}.
+
+## Run
+
+Copy this folder to the board, then inside it:
+
+```sh
+./{BINARY} . {inputs} --output out.npz
+./{BINARY} . {inputs} --iters 200 --warmup 20{pinning} --threads {spec.cpu.cores}
+./{BINARY} . {inputs} --rate 30 --duration 10{pinning}
+```
+
+The runner verifies every file's sha256 against `model/manifest.json` before loading, checks
+each input's name, shape and dtype, and prints one JSON object (latency percentiles, CPU time
+per inference, max RSS; with `--rate`, CPU-seconds per wall-second). Inputs are `.npy` files.
+
+Inputs:
+{shapes}
+
+Outputs:
+{outputs}
+
+No Python is needed on the board: `{BINARY}` loads `libtvm_runtime.so` and `libtvm_ffi.so` from
+its own folder (glibc >= 2.27 on aarch64). Default threads: {spec.cpu.cores}{f", pinned to cores {cpus}" if cpus else ""}.
+{gpu_note}"""

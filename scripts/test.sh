@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# Cross toolchain, qemu-user and cmake: the runner and arm64 tests build and run real binaries.
+scripts/setup_cross.sh
 status=0
 "${EDGEKIT_VENV:-.venv}/bin/python" -m pytest "$@" || status=$?
 if [ "$status" = 5 ]; then

@@ -43,14 +43,33 @@ ThreadPlan plan_threads(const Options& options, const Manifest& manifest) {
   return plan;
 }
 
+// The architecture this runner was compiled for, as target triples name it ("" if unknown).
+constexpr const char* kRunnerArch =
+#if defined(__x86_64__)
+    "x86_64";
+#elif defined(__aarch64__)
+    "aarch64";
+#else
+    "";
+#endif
+
+// A library for another architecture fails in dlopen with a misleading "No such file or
+// directory"; the manifest says what it was built for, so refuse it before loading.
+void require_runner_architecture(const Manifest& manifest) {
+  std::string arch = manifest.triple.substr(0, manifest.triple.find('-'));
+  if (*kRunnerArch && arch != kRunnerArch) {
+    throw InputError("the artifact was built for " + manifest.triple + " but this runner is for " + kRunnerArch +
+                     ": build the runner for the artifact's target");
+  }
+}
+
 Model load_model(const Artifact& artifact) {
   std::string path = artifact.library_path();
   if (path[0] != '/') path = "./" + path;  // a bare name would make dlopen search the library path
   try {
     return Model::load(path);
   } catch (const tvm::ffi::Error& error) {
-    throw RuntimeFailure("cannot load " + path + " (" + error.kind() + ": " + error.message() + "); was it built for this machine's " +
-                         "architecture? the manifest says " + artifact.manifest.triple);
+    throw RuntimeFailure("cannot load " + path + " (" + error.kind() + ": " + error.message() + ")");
   }
 }
 
@@ -95,6 +114,7 @@ int run(int argc, char** argv) {
   const Manifest& manifest = artifact.manifest;
   std::vector<NpyArray> arrays = read_inputs(options.inputs, manifest.inputs);
   if (!options.output.empty()) check_output_path(options.output, options.output_is_npz(), manifest.outputs.size());
+  require_runner_architecture(manifest);
   ThreadPlan plan = plan_threads(options, manifest);
 
   if (plan.pinned) pin_current_thread(plan.cpus);

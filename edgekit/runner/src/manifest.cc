@@ -15,6 +15,7 @@ using tvm::ffi::String;
 
 constexpr char kFormat[] = "edgekit-artifact";
 constexpr int64_t kFormatVersion = 1;
+constexpr int kMaxNesting = 32;
 
 // Typed access to the parsed JSON whose every error names the file and the key.
 class Reader {
@@ -104,11 +105,33 @@ void read_files(const Reader& reader, const json::Object& files, Manifest& manif
   }
 }
 
+// The JSON parser recurses per nesting level; a manifest is a few levels deep, so anything
+// deeper is refused before parsing rather than risking the stack.
+bool nesting_within(const std::string& text, int max_depth) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      if (++depth > max_depth) return false;
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 std::string TensorSpec::describe() const { return name + " " + describe_tensor(shape, dtype); }
 
 Manifest parse_manifest(const std::string& text, const std::string& path) {
+  if (!nesting_within(text, kMaxNesting)) throw InputError(path + " nests deeper than " + std::to_string(kMaxNesting) + " levels: not a manifest");
   String error;
   Any root = json::Parse(String(text), &error);
   if (!error.empty()) throw InputError(path + " is not valid JSON (" + std::string(error) + "); rebuild the artifact");

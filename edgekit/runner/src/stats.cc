@@ -5,7 +5,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <fstream>
 #include <numeric>
+#include <string>
 
 namespace edgekit {
 namespace {
@@ -46,6 +49,13 @@ double cpu_seconds() {
 }
 
 double max_rss_mb() {
+  // VmHWM belongs to this program's address space. getrusage's ru_maxrss survives execve, so a
+  // runner started by a big process (a Python test, say) would report its parent's peak.
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::strtod(line.c_str() + 6, nullptr) / 1024.0;  // kB
+  }
   rusage usage;
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux reports kilobytes

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Install the tools the on-device runner needs on a Debian 12 build machine:
+#   - aarch64 cross compiler and libc (arm64 / rk3588 / orin builds),
+#   - qemu-user to run aarch64 binaries here (tests),
+#   - cmake (the runner's build),
+#   - clang with libFuzzer (scripts/fuzz_runner.sh).
+# Idempotent: installs only what is missing, then checks that every tool works.
+set -euo pipefail
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Debian 12's clang-14 does not depend on the compiler-rt package: the libFuzzer, ASan and UBSan
+# runtimes (libclang_rt.fuzzer-x86_64.a, ...) are in libclang-rt-14-dev, not libclang-common-14-dev.
+declare -A probe=(
+  [g++-aarch64-linux-gnu]="command -v aarch64-linux-gnu-g++"
+  [libc6-dev-arm64-cross]="test -e /usr/aarch64-linux-gnu/lib/libc.so.6"
+  [qemu-user]="command -v qemu-aarch64"
+  [cmake]="command -v cmake"
+  [clang]="command -v clang"
+  [libclang-rt-14-dev]="test -n \"\$(ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a 2>/dev/null)\""
+)
+missing=()
+for package in g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user cmake clang libclang-rt-14-dev; do
+  eval "${probe[$package]}" >/dev/null 2>&1 || missing+=("$package")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "[setup_cross] installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "[setup_cross] all packages present"
+fi
+
+# Check the tools really work, not only that they are installed.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cat >"$tmp/fuzz.cc" <<'EOF'
+#include <cstddef>
+#include <cstdint>
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t*, size_t) { return 0; }
+EOF
+clang++ -fsanitize=fuzzer,address,undefined "$tmp/fuzz.cc" -o "$tmp/fuzz" \
+  || { echo "[setup_cross] clang -fsanitize=fuzzer does not link: is libclang-rt-14-dev installed?" >&2; exit 1; }
+printf 'int main() { return 0; }\n' >"$tmp/hello.cc"
+aarch64-linux-gnu-g++ "$tmp/hello.cc" -o "$tmp/hello"
+qemu-aarch64 -L /usr/aarch64-linux-gnu "$tmp/hello"
+echo "[setup_cross] ready: $(aarch64-linux-gnu-g++ --version | head -1); $(qemu-aarch64 --version | head -1); $(cmake --version | head -1); $(clang --version | head -1) with libFuzzer"

@@ -122,14 +122,18 @@ def compile_command(model, target, output, shapes, dims, name, device):
 @click.option("--warmup", default=10, show_default=True, help="Untimed runs before timing.")
 @click.option("--threads", type=int, help="Runtime threads (default: the target's cores from the manifest).")
 @click.option("--cpus", help="Pin threads to these cores, e.g. 0-3 or 4,5,6,7.")
+@click.option("--rate", type=float, help="Run at this frame rate (Hz), sleeping between frames, and report CPU-seconds per wall-second.")
+@click.option("--duration", type=float, default=10.0, show_default=True, help="Seconds to hold --rate.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write timing statistics as JSON.")
-def run(artifact, inputs, output, repeat, warmup, threads, cpus, json_path):
+def run(artifact, inputs, output, repeat, warmup, threads, cpus, rate, duration, json_path):
     """Run an artifact with the TVM runtime."""
     import edgekit
-    from edgekit.runtime import time_model
+    from edgekit.runtime import run_at_rate, time_model
 
-    if json_path is not None and not repeat:
-        raise InputError("--json writes timing statistics", "add --repeat N")
+    if json_path is not None and not (repeat or rate):
+        raise InputError("--json writes timing statistics", "add --repeat N or --rate HZ")
+    if repeat and rate:
+        raise InputError("--repeat and --rate measure different things", "give one of them")
     if output is not None and output.suffix not in (".npz", ".npy"):
         raise InputError(f"output {output} must end in .npz or .npy", "e.g. -o out.npz")
 
@@ -149,6 +153,14 @@ def run(artifact, inputs, output, repeat, warmup, threads, cpus, json_path):
         table.add_row(*(f"{v:.3f}" for v in (stats.p50_ms, stats.p90_ms, stats.p99_ms, stats.mean_ms, stats.cpu_ms_per_inference)))
         console.out.print(table)
         _maybe_write_json(json_path, stats.to_dict())
+    if rate:
+        held = run_at_rate(model, model.bind((), feeds), rate, duration)
+        table = Table(title=f"{held.frames} frames at {held.rate_hz:g} Hz over {held.duration_s:.1f} s ({model.threads} threads)")
+        for column in ("CPU-s / wall-s", "p50 ms", "p99 ms", "missed deadlines"):
+            table.add_column(column, justify="right")
+        table.add_row(f"{held.cpu_seconds_per_wall_second:.3f}", f"{held.latency.p50_ms:.3f}", f"{held.latency.p99_ms:.3f}", str(held.missed_deadlines))
+        console.out.print(table)
+        _maybe_write_json(json_path, held.to_dict())
 
 
 @main.command(name="check")

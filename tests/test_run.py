@@ -92,3 +92,16 @@ def test_multi_input_multi_output_model(cli, tmp_path):
         assert sorted(got.files) == sorted(want)
         for name in want:
             np.testing.assert_allclose(got[name], want[name], atol=1e-5)
+
+
+def test_fixed_rate_reports_cpu_per_wall_second(cli, demo_artifact, demo_sample, tmp_path):
+    stats_path = tmp_path / "rate.json"
+    result = cli("run", demo_artifact, "--input", demo_sample, "--rate", "50", "--duration", "1", "--json", stats_path)
+
+    assert result.exit_code == 0, result.stderr
+    stats = json.loads(stats_path.read_text())
+    assert stats["frames"] == 50 and stats["rate_hz"] == 50
+    assert 0.95 <= stats["duration_s"] <= 1.5
+    # A ~4 ms inference at 50 Hz is ~20% of a core; idle threads must not spin the rest away.
+    assert 0 < stats["cpu_seconds_per_wall_second"] < 0.6
+    assert stats["latency"]["runs"] == 50

@@ -30,8 +30,17 @@ def test_readme_examples_run():
         command = ["bash", "-euo", "pipefail", "-c", code] if language == "bash" else [sys.executable, "-c", code]
         result = subprocess.run(command, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, f"README {language} block failed:\n{code}\n{result.stderr[-2000:]}"
-    check = json.loads((REPO / "out" / "readme" / "check.json").read_text())
+    out = REPO / "out" / "readme"
+    check = json.loads((out / "check.json").read_text())
     assert check["passed"] and check["outputs"][0]["top1_agreement"] == 1.0
+    # The rk3588 bundle, run under qemu, computes what ONNX Runtime computes on x86.
+    import numpy as np
+
+    from edgekit.reference import Reference
+
+    expected = Reference(out / "digits.onnx")({"image": np.load(out / "sample.npy")})["logits"]
+    assert np.abs(np.load(out / "rk3588_logits.npy") - expected).max() <= 1e-5
+    assert json.loads((out / "rate.json").read_text())["cpu_seconds_per_wall_second"] < 0.6
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ import tvm
 from edgekit import console, versions
 from edgekit.artifact import Manifest, write_manifest
 from edgekit.compiler.fold import fold_model
+from edgekit.compiler.pipeline import cpu_pipeline
 from edgekit.compiler.gpu import build_gpu, export_gpu_library, gpu_summary, nvcc_version
 from edgekit.compiler.relax_import import import_onnx, output_specs
 from edgekit.errors import InputError
@@ -79,7 +80,7 @@ def compile_onnx(source: Path, output: Path, options: CompileOptions | None = No
         console.info(f"{gpu.info.kernels} {gpu.info.kind} kernels for {gpu.info.fused_ops} fused ops ({gpu.info.binary_format})")
     else:
         with console.step(f"building for {target.name} ({target.cpu.triple}, {target.cpu.mcpu})"):
-            executable = tvm.compile(mod, target=tvm.target.Target(target.tvm_cpu_target()))
+            executable = tvm.compile(mod, target=tvm.target.Target(target.tvm_cpu_target()), relax_pipeline=cpu_pipeline(target))
 
     with atomic_dir(output) as folder:
         if gpu is not None:

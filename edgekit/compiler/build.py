@@ -14,8 +14,8 @@ import tvm
 from edgekit import console, versions
 from edgekit.artifact import Manifest, write_manifest
 from edgekit.compiler.fold import fold_model
-from edgekit.compiler.pipeline import cpu_pipeline
 from edgekit.compiler.gpu import build_gpu, export_gpu_library, gpu_summary, nvcc_version
+from edgekit.compiler.pipeline import cpu_pipeline
 from edgekit.compiler.relax_import import import_onnx, output_specs
 from edgekit.errors import InputError
 from edgekit.files import atomic_dir, sha256_file

@@ -48,6 +48,7 @@ def compile(  # noqa: A001 - the stage is called compile
     dims: dict[str, int] | None = None,
     name: str = "",
     device: str = "cpu",
+    tuning_db: str | Path | None = None,
 ) -> Path:
     """Compile an ONNX file for `target` into an artifact folder; returns the folder.
 
@@ -55,7 +56,7 @@ def compile(  # noqa: A001 - the stage is called compile
     """
     from edgekit.compiler import CompileOptions, compile_onnx
 
-    return compile_onnx(Path(model), Path(output), CompileOptions(target=target, shapes=dict(shapes or {}), dims=dict(dims or {}), name=name, device=device))
+    return compile_onnx(Path(model), Path(output), CompileOptions(target=target, shapes=dict(shapes or {}), dims=dict(dims or {}), name=name, device=device, tuning_db=Path(tuning_db) if tuning_db else None))
 
 
 def check(

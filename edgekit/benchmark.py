@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -35,9 +36,12 @@ def compare_latency(model: CompiledModel, reference: Path, feeds: dict[str, np.n
     """Alternate one edgekit and one ONNX Runtime inference `repeat` times after `warmup` each.
 
     Interleaving spreads machine noise (other processes, frequency changes) over both runtimes
-    equally, so their ratio means something even on a busy CI machine.
+    equally, so their ratio means something even on a busy CI machine. CPU time per inference is
+    measured afterwards, one runtime at a time: ONNX Runtime's spinning threads would otherwise
+    bill their spin to whichever runtime runs next.
     """
-    session = Reference(Path(reference), threads=model.threads)
+    # ONNX Runtime as its users run it: default settings (spinning on), same thread count.
+    session = Reference(Path(reference), threads=model.threads, spinning=True)
     device_inputs = model.to_device(model.bind((), feeds))
     for _ in range(warmup):
         model.run_bound(device_inputs)
@@ -50,12 +54,64 @@ def compare_latency(model: CompiledModel, reference: Path, feeds: dict[str, np.n
             with theirs:
                 session(feeds)
             advance()
+    ours.cpu = _cpu_seconds(lambda: model.run_bound(device_inputs), repeat)
+    theirs.cpu = _cpu_seconds(lambda: session(feeds), repeat)
     return SideBySide(
         machine=machine_description(),
         threads=model.threads,
         edgekit=ours.stats(warmup, model.threads),
         onnxruntime=theirs.stats(warmup, model.threads),
     )
+
+
+def _cpu_seconds(infer, repeat: int) -> float:
+    time.sleep(0.2)  # let the other runtime's threads stop spinning and park
+    start = time.process_time()
+    for _ in range(repeat):
+        infer()
+    return time.process_time() - start
+
+
+@dataclass(frozen=True)
+class BenchReport:
+    """A side-by-side timing plus what the model costs and what fraction of peak each runtime reaches."""
+
+    model: str
+    target: str
+    gflop_per_inference: float
+    peak_gflops: float
+    timing: SideBySide
+
+    @property
+    def edgekit_gflops(self) -> float:
+        return self.gflop_per_inference / (self.timing.edgekit.p50_ms / 1e3)
+
+    @property
+    def onnxruntime_gflops(self) -> float:
+        return self.gflop_per_inference / (self.timing.onnxruntime.p50_ms / 1e3)
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {
+            "ratio_p50": self.timing.ratio,
+            "edgekit_gflops": self.edgekit_gflops,
+            "onnxruntime_gflops": self.onnxruntime_gflops,
+            "edgekit_fraction_of_peak": self.edgekit_gflops / self.peak_gflops if self.peak_gflops else None,
+        }
+
+
+def bench(artifact: Path, reference: Path, repeat: int = 100, warmup: int = 10, threads: int | None = None, seed: int = 0) -> BenchReport:
+    """Time the artifact against ONNX Runtime on the same random input, interleaved."""
+    from edgekit.flops import count_flops
+    from edgekit.onnx_model import load_onnx
+    from edgekit.reference import random_inputs
+    from edgekit.runtime import load
+
+    model = load(artifact, threads=threads)
+    feeds = random_inputs(model.inputs, seed=seed)
+    flops = count_flops(load_onnx(Path(reference)), model.inputs)
+    timing = compare_latency(model, Path(reference), feeds, repeat=repeat, warmup=warmup)
+    peak = model.manifest.target["peak"]["fp32_gflops"] * model.threads / model.manifest.target["cpu"]["cores"]
+    return BenchReport(model=model.manifest.name, target=model.manifest.target["name"], gflop_per_inference=flops.gflops, peak_gflops=peak, timing=timing)
 
 
 def machine_description() -> str:

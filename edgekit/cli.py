@@ -196,6 +196,30 @@ def check_command(artifact, reference, data, max_abs, min_cosine, min_top1, thre
     console.out.print("[green]check passed[/]")
 
 
+@main.command(name="bench")
+@click.argument("artifact", type=click.Path(path_type=Path))
+@click.option("--reference", required=True, type=click.Path(path_type=Path), help="The ONNX model ONNX Runtime runs beside the artifact.")
+@click.option("--repeat", default=100, show_default=True, help="Timed runs of each runtime (interleaved).")
+@click.option("--warmup", default=10, show_default=True, help="Untimed runs of each first.")
+@click.option("--threads", type=int, help="Threads for both runtimes (default: the artifact's).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the results as JSON.")
+def bench_command(artifact, reference, repeat, warmup, threads, json_path):
+    """Time an artifact against ONNX Runtime: same input, same threads, interleaved."""
+    from edgekit.benchmark import bench
+
+    report = bench(artifact, reference, repeat=repeat, warmup=warmup, threads=threads)
+    timing = report.timing
+    table = Table(title=f"{report.model} on {report.target}: {report.gflop_per_inference:.3f} GFLOP, {timing.threads} threads, {timing.edgekit.runs} runs each")
+    for column in ("runtime", "p50 ms", "p99 ms", "CPU ms / inference", "GFLOP/s", "% of peak"):
+        table.add_column(column, justify="right")
+    for name, stats, gflops in (("edgekit", timing.edgekit, report.edgekit_gflops), ("ONNX Runtime", timing.onnxruntime, report.onnxruntime_gflops)):
+        share = f"{gflops / report.peak_gflops:.1%}" if report.peak_gflops else "-"
+        table.add_row(name, f"{stats.p50_ms:.3f}", f"{stats.p99_ms:.3f}", f"{stats.cpu_ms_per_inference:.3f}", f"{gflops:.1f}", share)
+    console.out.print(table)
+    console.out.print(f"edgekit / ONNX Runtime p50: {timing.ratio:.2f}x  (peak {report.peak_gflops:g} GFLOP/s from the target descriptor; {timing.machine})")
+    _maybe_write_json(json_path, report.to_dict())
+
+
 @main.command()
 @click.argument("artifact", type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Bundle folder to write.")

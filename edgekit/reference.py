@@ -15,11 +15,12 @@ from edgekit.onnx_model import TensorSpec
 class Reference:
     """An ONNX Runtime session on the CPU with a fixed thread count and no spinning."""
 
-    def __init__(self, model: onnx.ModelProto | Path, threads: int = 1, optimize: bool = True) -> None:
+    def __init__(self, model: onnx.ModelProto | Path, threads: int = 1, optimize: bool = True, spinning: bool = False) -> None:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # ORT's default spins its idle threads; off unless asked, so CPU-use comparisons are fair.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         options.log_severity_level = 3
         if not optimize:
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL

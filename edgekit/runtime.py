@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +11,7 @@ import numpy as np
 from edgekit.artifact import Manifest, verify_artifact
 from edgekit.errors import ArtifactError, InputError, last_line
 from edgekit.onnx_model import TensorSpec
-from edgekit.timing import LatencyStats, Timer
+from edgekit.timing import LatencyStats, RateStats, Timer, hold_rate
 
 # Threads spin this many times before sleeping; 0 means an idle runtime burns no CPU (TVM's
 # default of 300000 spins costs about half a core at 30 Hz on these machines).
@@ -159,45 +157,8 @@ def time_model(model: CompiledModel, feeds: dict[str, np.ndarray], repeat: int, 
     return timer.stats(warmup=warmup, threads=model.threads)
 
 
-@dataclass(frozen=True)
-class RateStats:
-    """A fixed frame rate held for a while: how much CPU it cost per second of wall time."""
-
-    rate_hz: float
-    duration_s: float
-    frames: int
-    missed_deadlines: int
-    cpu_seconds_per_wall_second: float
-    latency: LatencyStats
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
 def run_at_rate(model: CompiledModel, feeds: dict[str, np.ndarray], rate_hz: float, duration_s: float) -> RateStats:
-    """Run one inference per frame at `rate_hz` for `duration_s`, sleeping between frames.
-
-    This is how a perception model runs in a car: the cost that matters is CPU time per wall
-    second (a busy-waiting runtime burns cores between frames even when inference is fast).
-    """
-    if rate_hz <= 0 or duration_s <= 0:
-        raise InputError(f"--rate and --duration must be positive (got {rate_hz}, {duration_s})", "e.g. --rate 30 --duration 10")
+    """Run the model once per frame at `rate_hz` for `duration_s` (see `timing.hold_rate`)."""
     device_inputs = model.to_device(model.bind((), feeds))
     model.run_bound(device_inputs)  # first-call setup outside the measurement
-    period, frames = 1.0 / rate_hz, int(round(rate_hz * duration_s))
-    timer, missed = Timer(), 0
-    wall0, cpu0 = time.perf_counter(), time.process_time()
-    for frame in range(frames):
-        deadline = wall0 + frame * period
-        pause = deadline - time.perf_counter()
-        if pause > 0:
-            time.sleep(pause)
-        elif frame:
-            missed += 1
-        with timer:
-            model.run_bound(device_inputs)
-    end = wall0 + frames * period  # the last frame's period counts too
-    if (pause := end - time.perf_counter()) > 0:
-        time.sleep(pause)
-    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    return RateStats(rate_hz, round(wall, 3), frames, missed, cpu / wall, timer.stats(warmup=1, threads=model.threads))
+    return hold_rate(lambda: model.run_bound(device_inputs), rate_hz, duration_s, threads=model.threads)

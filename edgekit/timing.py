@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from edgekit.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -57,3 +60,43 @@ class Timer:
             max_ms=float(ms.max()),
             cpu_ms_per_inference=self.cpu * 1e3 / len(ms),
         )
+
+
+@dataclass(frozen=True)
+class RateStats:
+    """A fixed frame rate held for a while: how much CPU it cost per second of wall time."""
+
+    rate_hz: float
+    duration_s: float
+    frames: int
+    missed_deadlines: int
+    cpu_seconds_per_wall_second: float
+    latency: LatencyStats
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def hold_rate(infer: Callable[[], object], rate_hz: float, duration_s: float, threads: int) -> RateStats:
+    """Call `infer` once per frame at `rate_hz` for `duration_s`, sleeping between frames.
+
+    This is how a perception model runs in a car: the cost that matters is CPU time per wall
+    second (a busy-waiting runtime burns cores between frames even when inference is fast).
+    """
+    if rate_hz <= 0 or duration_s <= 0:
+        raise InputError(f"--rate and --duration must be positive (got {rate_hz}, {duration_s})", "e.g. --rate 30 --duration 10")
+    period, frames = 1.0 / rate_hz, int(round(rate_hz * duration_s))
+    timer, missed = Timer(), 0
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    for frame in range(frames):
+        pause = wall0 + frame * period - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+        elif frame:
+            missed += 1
+        with timer:
+            infer()
+    if (pause := wall0 + frames * period - time.perf_counter()) > 0:
+        time.sleep(pause)  # the last frame's period counts too
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    return RateStats(rate_hz, round(wall, 3), frames, missed, cpu / wall, timer.stats(warmup=1, threads=threads))

@@ -32,6 +32,7 @@ class CompileOptions:
     dims: dict[str, int] = field(default_factory=dict)
     name: str = ""
     device: str = "cpu"  # "gpu": the target's [accelerator] runs the compute
+    tuning_db: Path | None = None  # a MetaSchedule database from `edgekit tune`
 
     def command(self, source: Path, output: Path) -> str:
         parts = ["edgekit", "compile", str(source), "--target", self.target, "-o", str(output)]
@@ -43,6 +44,8 @@ class CompileOptions:
             parts += ["--name", self.name]
         if self.device != "cpu":
             parts += ["--device", self.device]
+        if self.tuning_db is not None:
+            parts += ["--tuning-db", str(self.tuning_db)]
         return shlex.join(parts)
 
 
@@ -80,7 +83,7 @@ def compile_onnx(source: Path, output: Path, options: CompileOptions | None = No
         console.info(f"{gpu.info.kernels} {gpu.info.kind} kernels for {gpu.info.fused_ops} fused ops ({gpu.info.binary_format})")
     else:
         with console.step(f"building for {target.name} ({target.cpu.triple}, {target.cpu.mcpu})"):
-            executable = tvm.compile(mod, target=tvm.target.Target(target.tvm_cpu_target()), relax_pipeline=cpu_pipeline(target))
+            executable = tvm.compile(mod, target=tvm.target.Target(target.tvm_cpu_target()), relax_pipeline=cpu_pipeline(target, options.tuning_db))
 
     with atomic_dir(output) as folder:
         if gpu is not None:
@@ -98,7 +101,7 @@ def compile_onnx(source: Path, output: Path, options: CompileOptions | None = No
             versions=versions.collect(),
             build={
                 "command": options.command(source, output),
-                "options": {"target": options.target, "shapes": {k: list(v) for k, v in options.shapes.items()}, "dims": options.dims, "name": options.name, "device": options.device},
+                "options": {"target": options.target, "shapes": {k: list(v) for k, v in options.shapes.items()}, "dims": options.dims, "name": options.name, "device": options.device, "tuning_db": str(options.tuning_db) if options.tuning_db else None},
                 "folding": fold_report.to_dict(),
                 "pipeline": "tvm default GPU pipeline (dlight default schedules, untuned)" if gpu else "tvm default (untuned)",
                 "seconds": round(time.perf_counter() - started, 2),

@@ -4,9 +4,13 @@
       edgekit-runner        the C++ runner for the target's architecture
       libtvm_runtime.so     the TVM runtime the model was built against (same version, same arch)
       libtvm_ffi.so
+      libtvm_runtime_cuda.so  TVM's CUDA backend, for a CUDA artifact only (loaded by the runner)
       model/                the artifact folder: model.so + manifest.json
       bundle.json           what is inside, with sha256 of every file
       README.md             how to run it on the board
+
+A GPU artifact's vendor libraries (libcudart, libcuda, libOpenCL) are the board's own: the
+README says which ones, from the manifest.
 
 Runners are cached per target and runner source (a rebuild only happens when either changes).
 """
@@ -24,7 +28,7 @@ from edgekit import console, versions
 from edgekit.artifact import Manifest, verify_artifact
 from edgekit.errors import InputError
 from edgekit.files import atomic_dir, atomic_file, sha256_file
-from edgekit.runner.build import BINARY, RUNNER_SOURCE, RunnerBuild, build_runner, cache_dir
+from edgekit.runner.build import BINARY, RUNNER_SOURCE, RunnerBuild, build_runner, cache_dir, device_runtime_libs
 from edgekit.target_spec import TargetSpec, load_target
 
 MODEL_DIR = "model"
@@ -49,8 +53,10 @@ def make_bundle(artifact: Path, output: Path, target: str | None = None, tarball
             f"bundle it for its own target ({manifest.target['name']}) or recompile",
         )
     runner = cached_runner(spec)
+    gpu = manifest.runtime.get("gpu")
+    device_libs = device_runtime_libs(spec, gpu["device"]) if gpu else []
     with atomic_dir(Path(output)) as folder:
-        for path in (runner.binary, *runner.runtime_libs):
+        for path in (runner.binary, *runner.runtime_libs, *device_libs):
             shutil.copy2(path, folder / path.name)
         shutil.copytree(artifact, folder / MODEL_DIR)
         (folder / "README.md").write_text(_board_readme(manifest, spec))
@@ -111,10 +117,7 @@ def _board_readme(manifest: Manifest, spec: TargetSpec) -> str:
     cpus = ",".join(map(str, spec.cpu.cpu_ids))
     pinning = f" --cpus {cpus}" if cpus else ""
     gpu = manifest.runtime.get("gpu")
-    gpu_note = ""
-    if gpu:
-        libraries = ", ".join(gpu["runtime"]["libraries"])
-        gpu_note = f"\n## GPU\n\nThis model runs on the {gpu['device']} GPU ({gpu['arch']}). The board needs: {libraries}.\n" + "".join(f"- {n}\n" for n in gpu["notes"])
+    gpu_note = GPU_README[gpu["device"]](gpu, manifest.versions) if gpu else ""
     return f"""# {manifest.name} for {spec.name}
 
 {spec.description}. Built by edgekit {manifest.versions.get('edgekit')} with TVM {manifest.versions.get('tvm')}.
@@ -140,5 +143,58 @@ Outputs:
 {outputs}
 
 No Python is needed on the board: `{BINARY}` loads `libtvm_runtime.so` and `libtvm_ffi.so` from
-its own folder (glibc >= 2.27 on aarch64). Default threads: {spec.cpu.cores}{f", pinned to cores {cpus}" if cpus else ""}.
+its own folder (glibc >= 2.34: the runner is built by Debian 12's toolchain). Default threads:
+{spec.cpu.cores}{f", pinned to cores {cpus}" if cpus else ""}.
 {gpu_note}"""
+
+
+def _cuda_readme(gpu: dict, versions: dict[str, str]) -> str:
+    major = gpu["runtime"]["cuda_major"]
+    system = [name for name in gpu["runtime"]["libraries"] if not name.startswith("libtvm")]
+    provided = "\n".join(f"- `{name}`" for name in system)
+    notes = "".join(f"- {note}\n" for note in gpu["notes"])
+    return f"""
+## GPU
+
+This model runs on the CUDA GPU ({gpu['arch']}): {gpu['kernels']} kernels, compiled by nvcc
+{gpu['cuda_version']} into a {gpu['binary_format']} inside `model/model.so`, so the board compiles nothing.
+`{BINARY}` loads TVM's CUDA runtime, `libtvm_runtime_cuda.so` (in this folder), before the model.
+
+The board must provide **CUDA {major}** (JetPack), where the dynamic linker finds it
+(`ldconfig -p | grep -E 'libcudart|libcuda'`; else add `/usr/local/cuda/lib64` to `LD_LIBRARY_PATH`):
+
+{provided}
+
+`libcudart.so.{major}` is the CUDA {major} runtime; `libcuda.so.1` is the NVIDIA driver, which must
+support CUDA {major}. Without them the runner stops with one line naming the missing library.
+
+The inputs are copied to the GPU once, before the timed runs; each timed run ends with a device
+synchronize, so the latency is the GPU's. Without `--spin`, the CPU thread sleeps while it
+waits for the GPU (CUDA's blocking sync) instead of spinning on a core.
+
+From the build:
+
+{notes}"""
+
+
+def _opencl_readme(gpu: dict, versions: dict[str, str]) -> str:
+    notes = "".join(f"- {note}\n" for note in gpu["notes"])
+    return f"""
+## GPU
+
+This model runs on the OpenCL GPU ({gpu['arch']}): {gpu['kernels']} kernels as OpenCL C inside
+`model/model.so`, compiled by the board's OpenCL driver when the model is loaded.
+
+The TVM runtime in this bundle (from PyPI) has no OpenCL backend. On the board, build TVM
+{versions.get('tvm')} with `USE_OPENCL=ON` and put that build's `libtvm_runtime.so`, `libtvm_ffi.so` and
+`libtvm_runtime_opencl.so` in this folder in place of the bundled ones. The board also needs its
+OpenCL ICD loader (`libOpenCL.so`) and GPU driver. Until then the runner stops with one line
+saying what is missing.
+
+From the build:
+
+{notes}"""
+
+
+# manifest runtime.gpu.device -> the README section on what the board needs.
+GPU_README = {"cuda": _cuda_readme, "opencl": _opencl_readme}

@@ -4,6 +4,8 @@
 libraries it loads from its own folder (`libtvm_runtime.so`, `libtvm_ffi.so`). The libraries are
 those of the installed TVM for a native target and, for another architecture, the same versions
 taken from that architecture's wheels on PyPI (downloaded once into a cache, never committed).
+`device_runtime_libs(target, "cuda")` gives TVM's CUDA backend the same way: a GPU artifact's
+bundle carries it, and the runner loads it before the model.
 """
 
 from __future__ import annotations
@@ -31,6 +33,13 @@ SETUP_HINT = "run scripts/setup_cross.sh to install the cross compiler, qemu-use
 RUNTIME_LIBS = {
     "libtvm_runtime.so": ("apache-tvm", "tvm/lib"),
     "libtvm_ffi.so": ("apache-tvm-ffi", "tvm_ffi/lib"),
+}
+# TVM 0.27 keeps each GPU backend in its own library, which the runner loads before model.so:
+# manifest runtime.gpu.device -> {library: (distribution, package folder)}. OpenCL has none on
+# PyPI (no wheel is built with USE_OPENCL): the board builds TVM itself.
+DEVICE_RUNTIME_LIBS = {
+    "cuda": {"libtvm_runtime_cuda.so": ("apache-tvm", "tvm/lib")},
+    "opencl": {},
 }
 # Wheel platform tags to ask pip for, per target architecture (the wheels need glibc >= 2.27).
 WHEEL_PLATFORMS = {
@@ -67,10 +76,25 @@ def build_runner(target: TargetSpec, out_dir: Path) -> RunnerBuild:
 
 def runtime_libs(target: TargetSpec) -> list[Path]:
     """The TVM runtime libraries built for `target`'s architecture (downloaded if not native)."""
+    return _target_libs(target, RUNTIME_LIBS)
+
+
+def device_runtime_libs(target: TargetSpec, device: str) -> list[Path]:
+    """TVM's runtime backend for GPU `device` ("cuda"), built for `target`'s CPU architecture
+    (downloaded if not native); [] for "opencl", whose backend the board must build.
+
+    Raises InputError for a device edgekit does not know.
+    """
+    if device not in DEVICE_RUNTIME_LIBS:
+        raise InputError(f"no TVM runtime is known for GPU device '{device}'", f"known: {', '.join(DEVICE_RUNTIME_LIBS)}")
+    return _target_libs(target, DEVICE_RUNTIME_LIBS[device])
+
+
+def _target_libs(target: TargetSpec, libs: dict[str, tuple[str, str]]) -> list[Path]:
     arch = target.machine
     if arch == platform.machine():
-        return [_installed_package_dir(dist) / "lib" / name for name, (dist, _) in RUNTIME_LIBS.items()]
-    return _wheel_runtime_libs(arch)
+        return [_installed_package_dir(dist) / "lib" / name for name, (dist, _) in libs.items()]
+    return _wheel_runtime_libs(arch, libs)
 
 
 def tvm_ffi_include_dir() -> Path:
@@ -93,17 +117,17 @@ def _installed_package_dir(distribution: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def _wheel_runtime_libs(arch: str) -> list[Path]:
-    """Extract the runtime libraries from `arch` wheels of the installed TVM versions (cached)."""
+def _wheel_runtime_libs(arch: str, libs: dict[str, tuple[str, str]]) -> list[Path]:
+    """Extract `libs` from `arch` wheels of the installed TVM versions (cached)."""
     if arch not in WHEEL_PLATFORMS:
         raise InputError(f"no TVM runtime wheels are known for architecture {arch}", f"known: {', '.join(WHEEL_PLATFORMS)}")
     versions = {dist: importlib.metadata.version(dist) for dist, _ in RUNTIME_LIBS.values()}
     lib_dir = cache_dir() / "runtime" / f"{arch}-tvm-{versions['apache-tvm']}-ffi-{versions['apache-tvm-ffi']}"
-    wanted = [lib_dir / name for name in RUNTIME_LIBS]
-    if all(path.is_file() for path in wanted):
-        return wanted
+    wanted = [lib_dir / name for name in libs]
     wheel_dir = cache_dir() / "wheels"
-    for name, (dist, folder) in RUNTIME_LIBS.items():
+    for name, (dist, folder) in libs.items():
+        if (lib_dir / name).is_file():
+            continue
         wheel = _find_wheel(wheel_dir, dist, versions[dist], arch) or _download_wheel(wheel_dir, dist, versions[dist], arch)
         _extract_member(wheel, f"{folder}/{name}", lib_dir / name)
     return wanted

@@ -29,6 +29,15 @@ std::string join_path(const std::string& folder, const std::string& name) {
   return folder.back() == '/' ? folder + name : folder + "/" + name;
 }
 
+std::string executable_folder() {
+  std::vector<char> path(4096);
+  ssize_t size = readlink("/proc/self/exe", path.data(), path.size());
+  if (size <= 0 || static_cast<size_t>(size) >= path.size()) throw RuntimeFailure("cannot find the runner's own folder (/proc/self/exe)");
+  std::string binary(path.data(), static_cast<size_t>(size));
+  size_t slash = binary.rfind('/');
+  return slash == 0 || slash == std::string::npos ? "/" : binary.substr(0, slash);
+}
+
 std::string read_text_file(const std::string& path, const std::string& what) {
   if (!is_file(path)) throw InputError(what + " not found: " + path);
   std::ifstream in(path, std::ios::binary);

@@ -10,6 +10,10 @@ bool is_file(const std::string& path);
 bool is_directory(const std::string& path);
 std::string join_path(const std::string& folder, const std::string& name);
 
+// The folder of the running executable (from /proc/self/exe; qemu-user reports the emulated
+// binary's). Throws RuntimeFailure if it cannot be read.
+std::string executable_folder();
+
 // The whole file as bytes. Throws InputError naming `what` if it is missing or unreadable.
 std::string read_text_file(const std::string& path, const std::string& what);
 

@@ -1,8 +1,9 @@
 // edgekit-runner: run an edgekit artifact with the TVM runtime alone (no Python on the device).
 //
 // Order matters: everything a user can get wrong (options, artifact hashes, inputs, output
-// path, cores) is checked before any code is loaded from the artifact, and every failure ends
-// as one `edgekit-runner: error: ...` line on stderr with exit 2 (usage, inputs) or 1 (runtime).
+// path, cores) is checked before any code is loaded, from the artifact or (GPU models, gpu.h)
+// from the device runtime, and every failure ends as one `edgekit-runner: error: ...` line on
+// stderr with exit 2 (usage, inputs, missing libraries) or 1 (runtime).
 #include <tvm/ffi/error.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include "artifact.h"
 #include "cpus.h"
 #include "error.h"
+#include "gpu.h"
 #include "inputs.h"
 #include "model.h"
 #include "options.h"
@@ -63,11 +65,11 @@ void require_runner_architecture(const Manifest& manifest) {
   }
 }
 
-Model load_model(const Artifact& artifact) {
+Model load_model(const Artifact& artifact, const Placement& placement) {
   std::string path = artifact.library_path();
   if (path[0] != '/') path = "./" + path;  // a bare name would make dlopen search the library path
   try {
-    return Model::load(path);
+    return Model::load(path, placement);
   } catch (const tvm::ffi::Error& error) {
     throw RuntimeFailure("cannot load " + path + " (" + error.kind() + ": " + error.message() + ")");
   }
@@ -119,9 +121,11 @@ int run(int argc, char** argv) {
 
   if (plan.pinned) pin_current_thread(plan.cpus);
   configure_thread_pool(plan);
-  Model model = load_model(artifact);
+  // A GPU model's kernels can only be unpacked once the device runtime is in the process.
+  Placement placement = manifest.gpu ? load_gpu_runtime(*manifest.gpu, options.spin) : Placement();
+  Model model = load_model(artifact, placement);
   std::vector<tvm::ffi::Tensor> inputs;
-  for (const NpyArray& array : arrays) inputs.push_back(to_tensor(array));  // copied once, before timing
+  for (const NpyArray& array : arrays) inputs.push_back(model.upload(array));  // copied once, before timing
 
   Measurement measurement = options.rate_mode()
                                 ? run_at_rate(model, inputs, options.warmup, options.rate_hz, options.duration_s)

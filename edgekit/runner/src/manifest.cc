@@ -84,6 +84,25 @@ bool is_plain_file_name(const std::string& name) {
          name.find('\0') == std::string::npos;
 }
 
+// runtime.gpu: which device, and the VM's devices in vm_initialization order. Which devices the
+// runner can drive is gpu.cc's business; here only the shape of the entry is checked.
+GpuRuntime read_gpu(const Reader& reader, const json::Object& gpu) {
+  GpuRuntime result;
+  result.device = reader.string(gpu, "device", "runtime.gpu.");
+  json::Object runtime = reader.object(reader.field(gpu, "runtime", "runtime.gpu."), "runtime.gpu.runtime");
+  const std::string key = "runtime.gpu.runtime.vm_initialization";
+  for (const Any& entry : reader.array(reader.field(runtime, "vm_initialization", "runtime.gpu.runtime."), key)) {
+    json::Array pair = reader.array(entry, key);
+    if (pair.size() != 2) reader.fail(key, "must hold [device type, device id] pairs");
+    int64_t type = reader.integer(pair[0], key), id = reader.integer(pair[1], key);
+    if (type < 1 || type > 64 || id < 0 || id > 64) reader.fail(key, "must hold device types 1-64 and ids 0-64");
+    result.vm_devices.emplace_back(static_cast<int>(type), static_cast<int>(id));
+  }
+  if (result.vm_devices.size() < 2) reader.fail(key, "must list the GPU and the host CPU");
+  if (auto major = runtime.Get(Any(String("cuda_major")))) result.cuda_major = reader.integer(*major, "runtime.gpu.runtime.cuda_major");
+  return result;
+}
+
 void read_runtime(const Reader& reader, const json::Object& runtime, Manifest& manifest) {
   manifest.threads = reader.integer(reader.field(runtime, "threads", "runtime."), "runtime.threads");
   if (manifest.threads < 1) reader.fail("runtime.threads", "must be >= 1");
@@ -93,6 +112,7 @@ void read_runtime(const Reader& reader, const json::Object& runtime, Manifest& m
     manifest.cpu_ids.push_back(static_cast<int>(cpu));
   }
   if (auto spin = runtime.Get(Any(String("spin_count")))) manifest.spin_count = reader.integer(*spin, "runtime.spin_count");
+  if (auto gpu = runtime.Get(Any(String("gpu")))) manifest.gpu = read_gpu(reader, reader.object(*gpu, "runtime.gpu"));
 }
 
 void read_files(const Reader& reader, const json::Object& files, Manifest& manifest) {

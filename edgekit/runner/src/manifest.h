@@ -4,6 +4,7 @@
 #define EDGEKIT_RUNNER_MANIFEST_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -20,6 +21,13 @@ struct TensorSpec {
   std::string describe() const;  // "image 1x1x32x32 float32"
 };
 
+// runtime.gpu of an artifact built with --device gpu (edgekit/compiler/gpu.py `gpu_summary`).
+struct GpuRuntime {
+  std::string device;                           // "cuda" | "opencl"
+  std::vector<std::pair<int, int>> vm_devices;  // runtime.vm_initialization: (DLDeviceType, id), GPU first
+  int64_t cuda_major = 0;                       // runtime.cuda_major: the libcudart.so.N the kernels need
+};
+
 struct Manifest {
   std::string name;
   std::string library;  // file name of the compiled model in the artifact folder
@@ -29,6 +37,7 @@ struct Manifest {
   int64_t threads = 1;            // runtime.threads
   std::vector<int> cpu_ids;       // runtime.cpu_ids (empty: no pinning)
   int64_t spin_count = 0;         // runtime.spin_count
+  std::optional<GpuRuntime> gpu;  // runtime.gpu; absent for a CPU artifact
   std::vector<std::pair<std::string, std::string>> files;  // file name -> sha256 hex
 };
 

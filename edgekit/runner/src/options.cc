@@ -23,7 +23,7 @@ constexpr char kUsage[] =
     "  --iters     timed runs (default 1); --warmup untimed runs before them (default 0)\n"
     "  --threads   runtime threads (default: the manifest's runtime.threads, at most one per core used)\n"
     "  --cpus      cores to run on, e.g. 4-7 or 0,2 (default: the manifest's runtime.cpu_ids)\n"
-    "  --spin      let idle workers spin (TVM's default); otherwise they sleep at once\n"
+    "  --spin      let idle workers spin (TVM's default), and the wait for a CUDA GPU; otherwise they sleep\n"
     "  --rate      run at HZ frames per second for --duration seconds (default 10) and report\n"
     "              CPU-seconds per wall-second\n";
 

@@ -1,17 +1,90 @@
-"""Default CPU schedules: good code with no measurement, for every CPU target."""
+"""Default CPU schedules: good code with no measurement, for every CPU target.
+
+TVM 0.27 schedules nothing on CPU by itself (naive loops: no threads, no SIMD). This pass
+gives every fused PrimFunc a schedule from a fixed strategy, sized from the target's TOML
+(SIMD width, cores), the way `tvm.s_tir.dlight` does for GPUs: the rules below are tried in
+order and the first that recognizes the function schedules it.
+
+Functions already scheduled (attribute "tirx.is_scheduled", e.g. by a tuning database applied
+before this pass) are left alone. Rules that pack weights mark the packing as a layout rewrite;
+it is split into its own function and folded on the constant weights at compile time.
+"""
 
 from __future__ import annotations
 
-import tvm
+import logging
 
+import tvm
+from tvm import relax, tirx
+
+from edgekit.compiler.schedules.common import CpuShape
+from edgekit.compiler.schedules.conv2d import schedule_conv2d
+from edgekit.compiler.schedules.fallback import schedule_fallback
+from edgekit.compiler.schedules.injective import schedule_injective
+from edgekit.compiler.schedules.matmul import schedule_matmul
+from edgekit.compiler.schedules.reduction import schedule_row_reduction, schedule_window_reduction
 from edgekit.target_spec import TargetSpec
+
+log = logging.getLogger(__name__)
+
+# name -> rule(func, cpu) -> Schedule | None, tried in this order.
+RULES = {
+    "conv2d": schedule_conv2d,
+    "matmul": schedule_matmul,
+    "injective": schedule_injective,
+    "window_reduction": schedule_window_reduction,
+    "row_reduction": schedule_row_reduction,
+    "fallback": schedule_fallback,
+}
+
+SCHEDULED = "tirx.is_scheduled"  # TVM 0.27's name (it was "tir.is_scheduled" before the tirx rename)
+RULE_ATTR = "edgekit.schedule_rule"
+
+
+def is_scheduled(func: tirx.PrimFunc) -> bool:
+    return bool(func.attrs is not None and func.attrs.get(SCHEDULED, False))
+
+
+def schedule_function(func: tirx.PrimFunc, cpu: CpuShape) -> tuple[str, tirx.PrimFunc] | None:
+    """The first rule's schedule of `func` as (rule name, scheduled function), or None if none applies."""
+    for name, rule in RULES.items():
+        try:
+            sch = rule(func, cpu)
+        except Exception as exc:  # noqa: BLE001 - a rule that cannot handle a variant yields to the next
+            log.debug("schedule rule %s failed: %s", name, exc)
+            continue
+        if sch is not None:
+            return name, sch.mod["main"].with_attr(SCHEDULED, True).with_attr(RULE_ATTR, name)
+    return None
 
 
 def default_schedules(target: TargetSpec) -> tvm.transform.Pass:
-    """A module pass scheduling every PrimFunc that is not scheduled yet (placeholder: none)."""
+    """A module pass scheduling every PrimFunc not scheduled yet, for `target`'s vector width and cores.
+
+    In: a legalized, fused IRModule. Out: the same module with every PrimFunc scheduled and
+    marked "tirx.is_scheduled", and constant weights packed for the kernels that read them.
+    """
+    cpu = CpuShape.of(target)
 
     @tvm.transform.module_pass(opt_level=0, name="edgekit_default_schedules")
     def run(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        return mod
+        updates = {}
+        for gvar, func in mod.functions_items():
+            if isinstance(func, tirx.PrimFunc) and not is_scheduled(func):
+                scheduled = schedule_function(func, cpu)
+                if scheduled is not None:
+                    updates[gvar] = scheduled[1]
+        for gvar, func in updates.items():
+            mod[gvar] = func
+        return tvm.transform.Sequential(
+            [
+                relax.transform.SplitLayoutRewritePreproc(),
+                relax.transform.FoldConstant(),
+                relax.transform.DeadCodeElimination(),
+            ]
+        )(mod)
 
     return run
+
+
+__all__ = ["RULES", "CpuShape", "default_schedules", "is_scheduled", "schedule_function"]

@@ -32,30 +32,37 @@ class SideBySide:
         return asdict(self) | {"ratio_p50": self.ratio}
 
 
-def compare_latency(model: CompiledModel, reference: Path, feeds: dict[str, np.ndarray], repeat: int = 100, warmup: int = 10) -> SideBySide:
-    """Alternate one edgekit and one ONNX Runtime inference `repeat` times after `warmup` each.
+BLOCK = 5  # runs of one runtime before switching to the other
+SETTLE_S = 0.02  # pause at each switch, long enough for ONNX Runtime's spinning threads to park
 
-    Interleaving spreads machine noise (other processes, frequency changes) over both runtimes
-    equally, so their ratio means something even on a busy CI machine. CPU time per inference is
-    measured afterwards, one runtime at a time: ONNX Runtime's spinning threads would otherwise
-    bill their spin to whichever runtime runs next.
+
+def compare_latency(model: CompiledModel, reference: Path, feeds: dict[str, np.ndarray], repeat: int = 100, warmup: int = 10) -> SideBySide:
+    """Alternate blocks of edgekit and ONNX Runtime inferences until each has run `repeat` times.
+
+    Alternating spreads machine noise (other processes, frequency changes) over both runtimes
+    equally, so their ratio means something even on a busy CI machine. Blocks with a short
+    pause, not single runs: ONNX Runtime's default threads keep spinning after each inference
+    and would otherwise steal the cores edgekit's threads run on, which no user running either
+    runtime alone would see. CPU time per inference is measured afterwards, one runtime at a time.
     """
     # ONNX Runtime as its users run it: default settings (spinning on), same thread count.
     session = Reference(Path(reference), threads=model.threads, spinning=True)
     device_inputs = model.to_device(model.bind((), feeds))
-    for _ in range(warmup):
-        model.run_bound(device_inputs)
-        session(feeds)
-    ours, theirs = Timer(), Timer()
-    with console.progress(repeat, "timing edgekit and ONNX Runtime, interleaved") as advance:
-        for _ in range(repeat):
-            with ours:
-                model.run_bound(device_inputs)
-            with theirs:
-                session(feeds)
-            advance()
-    ours.cpu = _cpu_seconds(lambda: model.run_bound(device_inputs), repeat)
-    theirs.cpu = _cpu_seconds(lambda: session(feeds), repeat)
+    runtimes = ((lambda: model.run_bound(device_inputs), Timer()), (lambda: session(feeds), Timer()))
+    for infer, _ in runtimes:
+        for _ in range(warmup):
+            infer()
+    with console.progress(2 * repeat, "timing edgekit and ONNX Runtime, alternating") as advance:
+        for start in range(0, repeat, BLOCK):
+            for infer, timer in runtimes:
+                time.sleep(SETTLE_S)
+                for _ in range(min(BLOCK, repeat - start)):
+                    with timer:
+                        infer()
+                    advance()
+    (ours_infer, ours), (theirs_infer, theirs) = runtimes
+    ours.cpu = _cpu_seconds(ours_infer, repeat)
+    theirs.cpu = _cpu_seconds(theirs_infer, repeat)
     return SideBySide(
         machine=machine_description(),
         threads=model.threads,

@@ -88,7 +88,7 @@ def markdown(rows: list[Row], cpu_use: dict[str, dict], args) -> str:
         "",
         f"Machine: {machine_description()}. Target `{args.target}`. edgekit {edgekit.__version__}.",
         f"Each row: edgekit and ONNX Runtime (default session options) on the same random input, same thread count,",
-        f"interleaved one inference each, {args.repeat} timed runs after 10 warm-up runs. Ratio = edgekit p50 / ONNX Runtime p50.",
+        f"alternating blocks of 5 inferences with a 20 ms pause at each switch, {args.repeat} timed runs each after 10 warm-up runs. Ratio = edgekit p50 / ONNX Runtime p50.",
         "GFLOP/s counts Conv/MatMul/Gemm multiply-adds (edgekit.flops); peak is the target descriptor's fp32 figure for the threads used.",
         "",
         "Reproduce: `python scripts/benchmark.py" + (f" --tuned {args.tuned}" if args.tuned else "") + "`",

@@ -65,13 +65,13 @@ def print_summary(report, timing) -> None:
     accuracy.add_row("ONNX Runtime", f"{logits.accuracy_reference:.2%}", "", "", "")
     console.out.print(accuracy)
 
-    latency = Table(title=f"latency, {timing.edgekit.runs} interleaved runs, {timing.threads} threads ({timing.machine})")
+    latency = Table(title=f"latency, {timing.edgekit.runs} runs each, alternating, {timing.threads} threads ({timing.machine})")
     for column in ("", "p50 ms", "p99 ms", "mean ms", "CPU ms / inference"):
         latency.add_column(column, justify="right")
     for name, stats in (("edgekit fp32 artifact (TVM, untuned)", timing.edgekit), ("ONNX Runtime", timing.onnxruntime)):
         latency.add_row(name, f"{stats.p50_ms:.3f}", f"{stats.p99_ms:.3f}", f"{stats.mean_ms:.3f}", f"{stats.cpu_ms_per_inference:.3f}")
     console.out.print(latency)
-    console.out.print(f"edgekit / ONNX Runtime p50 latency: {timing.ratio:.1f}x  (untuned TVM; tuning and schedules come later)")
+    console.out.print(f"edgekit / ONNX Runtime p50 latency: {timing.ratio:.1f}x  (untuned: edgekit default schedules; `edgekit tune` goes further)")
     verdict = "[green]PASS[/]" if report.passed else "[red]FAIL: " + "; ".join(report.violations) + "[/]"
     console.out.print(f"check (max abs <= {MAX_ABS:g}, identical top-1): {verdict}")
 

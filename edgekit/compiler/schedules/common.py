@@ -13,7 +13,7 @@ from tvm import s_tir, tirx
 from edgekit.target_spec import TargetSpec
 
 # Below this many output elements an injective loop is not worth waking the thread pool for.
-PARALLEL_MIN_ELEMENTS = 4096
+PARALLEL_MIN_WORK = 1 << 18
 # The annotation MetaSchedule's RewriteLayout puts on a weight-packing block; relax's
 # SplitLayoutRewritePreproc moves such blocks into their own function so FoldConstant can
 # run them once at compile time on the constant weights (TVM 0.27).
@@ -125,8 +125,9 @@ def vectorize_innermost(sch: s_tir.Schedule, loop: s_tir.schedule.LoopRV, lanes:
 def parallelize_outer(sch: s_tir.Schedule, loops: list, cores: int, min_work: int = 1) -> s_tir.schedule.LoopRV | None:
     """Fuse the leading `loops` until there are a few chunks per core, and mark the result parallel.
 
-    `min_work` is the work (elements) of one iteration of the innermost of `loops`; loop nests
-    with less than PARALLEL_MIN_ELEMENTS in total stay serial.
+    `min_work` is the work (multiply-adds or elements) of one iteration of the innermost of
+    `loops`; loop nests with less than PARALLEL_MIN_WORK in total stay serial: with the pool not
+    spinning, waking a worker costs microseconds, more than a small kernel's whole run.
     """
     if not loops or cores < 2:
         return None
@@ -142,7 +143,7 @@ def parallelize_outer(sch: s_tir.Schedule, loops: list, cores: int, min_work: in
         chunks *= n
         if chunks >= 4 * cores:
             break
-    if take == 0 or chunks < 2 or total_work < PARALLEL_MIN_ELEMENTS:
+    if take == 0 or chunks < 2 or total_work < PARALLEL_MIN_WORK:
         return None
     fused = sch.fuse(*loops[:take]) if take > 1 else loops[0]
     sch.parallel(fused)

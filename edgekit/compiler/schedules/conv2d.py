@@ -102,7 +102,7 @@ def _schedule_channel_vectorized(sch: s_tir.Schedule, block, weight_index: int, 
     f_o, f_i = sch.split(f, [None, block_channels])
     x_o, x_i = sch.split(x, [None, pixels])
     sch.reorder(n, f_o, y, x_o, rc, ry, rx, x_i, f_i)
-    parallelize_outer(sch, [n, f_o, y], cpu.cores, min_work=width * block_channels)
+    parallelize_outer(sch, [n, f_o, y], cpu.cores, min_work=width * block_channels * _extents(sch, rc, ry, rx))
     sch.unroll(x_i)
     sch.vectorize(f_i)
     # Annotate loops before decomposing: TIR refuses to vectorize a loop over an update block without its init.
@@ -144,7 +144,7 @@ def _schedule_row_vectorized(sch: s_tir.Schedule, block, weight_index: int, cpu:
     f_o, f_i = sch.split(f, [None, rows])
     x_o, x_i = sch.split(x, [None, vectors * cpu.lanes])
     sch.reorder(n, f_o, y, x_o, rc, ry, rx, f_i, x_i)
-    parallelize_outer(sch, [n, f_o, y], cpu.cores, min_work=width * rows)
+    parallelize_outer(sch, [n, f_o, y], cpu.cores, min_work=width * rows * _extents(sch, rc, ry, rx))
     sch.unroll(f_i)
     sch.vectorize(x_i)
     sch.decompose_reduction(block, rc)
@@ -205,3 +205,10 @@ def _schedule_producers(sch: s_tir.Schedule, producers, cpu: CpuShape) -> None:
         loops = sch.get_loops(producer)
         vectorize_innermost(sch, loops[-1], cpu.lanes)
         parallelize_outer(sch, sch.get_loops(producer)[:-1], cpu.cores, min_work=extent(sch, sch.get_loops(producer)[-1]) or 1)
+
+
+def _extents(sch: s_tir.Schedule, *loops) -> int:
+    total = 1
+    for loop in loops:
+        total *= extent(sch, loop) or 1
+    return total

@@ -64,7 +64,7 @@ def schedule_matmul(func: tirx.PrimFunc, cpu: CpuShape) -> s_tir.Schedule | None
     j_o, j_i = sch.split(j_loop, [None, columns])
     i_o, i_i = sch.split(i_loop, [None, row_tile])
     sch.reorder(*batch, j_o, i_o, k_loop, i_i, j_i)
-    parallelize_outer(sch, [*batch, j_o, i_o], cpu.cores, min_work=row_tile * columns)
+    parallelize_outer(sch, [*batch, j_o, i_o], cpu.cores, min_work=row_tile * columns * (extent(sch, k_loop) or 1))
     sch.unroll(i_i)
     sch.vectorize(j_i)
     sch.decompose_reduction(block, k_loop)

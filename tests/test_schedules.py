@@ -156,7 +156,7 @@ LARGER = {
     "conv3x3_strided": lambda: _conv(32, 64, 32, 3, stride=2, pad=1),
     "depthwise": lambda: _conv(32, 32, 32, 3, pad=1, groups=32),
     "dense": lambda: _dense(64, 128, 128),
-    "max_pool": lambda: _pooling("MaxPool", 32, 32),
+    "max_pool": lambda: _pooling("MaxPool", 64, 112),
     "layer_norm": _layer_norm,
 }
 

@@ -95,13 +95,14 @@ def export(source, output, opset, input_names, output_names, dynamic, atol, rtol
 @click.option("--dim", "dims", multiple=True, metavar="NAME=SIZE", help="Size of a named symbolic dimension in every input, e.g. sequence=128 (repeat).")
 @click.option("--name", default="", help="Artifact name (default: the ONNX file's stem).")
 @click.option("--device", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True, help="gpu: run on the target's accelerator (orin: CUDA sm_87, rk3588: Mali OpenCL).")
-def compile_command(model, target, output, shapes, dims, name, device):
+@click.option("--tuning-db", type=click.Path(path_type=Path), help="Tuning database from `edgekit tune` (default: tuning/TARGET if it exists and matches).")
+def compile_command(model, target, output, shapes, dims, name, device, tuning_db):
     """Compile ONNX (any exporter, opset 11+) for a target into an artifact folder."""
     import edgekit
     from edgekit.onnx_model import parse_dim_option, parse_shape_option
 
     edgekit.compile(
-        model, output, target=target, name=name, device=device,
+        model, output, target=target, name=name, device=device, tuning_db=tuning_db,
         shapes=dict(parse_shape_option(s) for s in shapes), dims=dict(parse_dim_option(d) for d in dims),
     )
     manifest = json.loads((output / "manifest.json").read_text())
@@ -194,6 +195,49 @@ def check_command(artifact, reference, data, max_abs, min_cosine, min_top1, thre
             click.echo(f"edgekit: check failed: {violation}", err=True)
         sys.exit(1)
     console.out.print("[green]check passed[/]")
+
+
+@main.command(name="tune")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("-t", "--target", default="x86_64", show_default=True, help="Target name (see `edgekit targets`) or a target .toml file.")
+@click.option("--trials", type=click.IntRange(min=1), required=True, help="Trials for the whole model, spread over its tasks by FLOPs (each task's default schedule counts as one). Re-running continues up to this total.")
+@click.option("--db", "database", type=click.Path(path_type=Path), help="Tuning database folder (default: tuning/TARGET, where compile looks).")
+@click.option("--time-budget", type=click.FloatRange(min=0, min_open=True), metavar="MIN", help="Start no new round after this many minutes; run the same command again to continue.")
+@click.option("--rpc", metavar="HOST:PORT", help="Time candidates on a board running `python -m tvm.exec.rpc_server` (built here with the target's cross compiler).")
+@click.option("--tracker", metavar="HOST:PORT", help="Reach the board through an RPC tracker instead (with --key).")
+@click.option("--key", help="The key the board registered with at the tracker.")
+@click.option("--shape", "shapes", multiple=True, metavar="NAME=1x3x224x224", help="Static shape for an input with symbolic dims (repeat); as for compile.")
+@click.option("--dim", "dims", multiple=True, metavar="NAME=SIZE", help="Size of a named symbolic dimension in every input (repeat); as for compile.")
+@click.option("--max-trials-per-task", type=click.IntRange(min=1), help="Cap on any one task's trials (default: no cap).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the tuning report as JSON.")
+def tune_command(model, target, trials, database, time_budget, rpc, tracker, key, shapes, dims, max_trials_per_task, json_path):
+    """Tune MODEL's kernels for a target with MetaSchedule; compile then uses the records."""
+    from edgekit.onnx_model import parse_dim_option, parse_shape_option
+    from edgekit.tuning import RpcConfig, tune_onnx
+
+    report = tune_onnx(
+        model, target, database, trials,
+        time_budget_s=time_budget * 60 if time_budget is not None else None,
+        rpc=RpcConfig.from_options(rpc, tracker, key),
+        shapes=dict(parse_shape_option(s) for s in shapes), dims=dict(parse_dim_option(d) for d in dims),
+        max_trials_per_task=max_trials_per_task,
+    )
+    table = Table(title=f"{report.database}: {report.target}, timed on {report.measured_on}")
+    for column in ("task", "MFLOP", "calls", "trials run", "trials total", "default us", "best us", "speedup"):
+        table.add_column(column, justify="left" if column == "task" else "right")
+    for task in report.tasks:
+        table.add_row(
+            task.name, f"{task.flops / 1e6:.2f}", str(task.calls), str(task.trials_run), f"{task.trials_total}/{task.allocated}",
+            _us_cell(task.untuned_us), _us_cell(task.best_us), f"{task.speedup:.2f}x" if task.speedup else "-",
+        )
+    console.out.print(table)
+    if report.stopped_by_budget:
+        console.out.print(f"time budget reached after {report.seconds:.0f} s; the same command continues where this run stopped")
+    _maybe_write_json(json_path, report.to_dict())
+
+
+def _us_cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 @main.command(name="bench")

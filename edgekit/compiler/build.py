@@ -21,6 +21,7 @@ from edgekit.errors import InputError
 from edgekit.files import atomic_dir, sha256_file
 from edgekit.onnx_model import load_onnx, model_inputs, model_outputs, opset_version, resolve_static_shapes
 from edgekit.target_spec import TargetSpec, load_target
+from edgekit.tuning import find_database
 
 LIBRARY = "model.so"
 
@@ -75,6 +76,9 @@ def compile_onnx(source: Path, output: Path, options: CompileOptions | None = No
     with console.step("importing into TVM Relax"):
         mod = import_onnx(folded, inputs)
     outputs = output_specs(mod, output_names)
+    database = None if options.device == "gpu" else find_database(target, options.tuning_db)
+    if database is not None:
+        console.info(f"using tuning records from {database}")
     gpu = None
     if options.device == "gpu":
         accelerator = target.accelerator
@@ -83,7 +87,7 @@ def compile_onnx(source: Path, output: Path, options: CompileOptions | None = No
         console.info(f"{gpu.info.kernels} {gpu.info.kind} kernels for {gpu.info.fused_ops} fused ops ({gpu.info.binary_format})")
     else:
         with console.step(f"building for {target.name} ({target.cpu.triple}, {target.cpu.mcpu})"):
-            executable = tvm.compile(mod, target=tvm.target.Target(target.tvm_cpu_target()), relax_pipeline=cpu_pipeline(target, options.tuning_db))
+            executable = tvm.compile(mod, target=tvm.target.Target(target.tvm_cpu_target()), relax_pipeline=cpu_pipeline(target, database))
 
     with atomic_dir(output) as folder:
         if gpu is not None:
@@ -102,8 +106,9 @@ def compile_onnx(source: Path, output: Path, options: CompileOptions | None = No
             build={
                 "command": options.command(source, output),
                 "options": {"target": options.target, "shapes": {k: list(v) for k, v in options.shapes.items()}, "dims": options.dims, "name": options.name, "device": options.device, "tuning_db": str(options.tuning_db) if options.tuning_db else None},
+                "tuning_records": str(database) if database else None,
                 "folding": fold_report.to_dict(),
-                "pipeline": "tvm default GPU pipeline (dlight default schedules, untuned)" if gpu else "tvm default (untuned)",
+                "pipeline": _pipeline_name(gpu, database),
                 "seconds": round(time.perf_counter() - started, 2),
             },
             runtime=_runtime_defaults(target) | ({"gpu": gpu_summary(gpu.info)} if gpu else {}),
@@ -111,6 +116,12 @@ def compile_onnx(source: Path, output: Path, options: CompileOptions | None = No
         write_manifest(folder, manifest)
     console.info(f"wrote {output} ({manifest.build['seconds']} s)")
     return output
+
+
+def _pipeline_name(gpu, database: Path | None) -> str:
+    if gpu is not None:
+        return "tvm default GPU pipeline (dlight default schedules, untuned)"
+    return "edgekit CPU pipeline: " + ("tuning records, then default schedules" if database else "default schedules (untuned)")
 
 
 def _runtime_defaults(target: TargetSpec) -> dict:

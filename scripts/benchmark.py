@@ -1,6 +1,6 @@
 """The benchmark suite: edgekit against ONNX Runtime on four models, written to BENCHMARKS.md.
 
-    python scripts/benchmark.py [--models demo,resnet18,...] [--repeat 50] [--tuned tuning/x86_64]
+    python scripts/benchmark.py [--models demo,resnet18,...] [--targets x86_64,x86_64-avx512] [--repeat 50] [--tuned DB]
 
 Per model: export (once), compile untuned (and with the tuning database if given), then time
 edgekit and ONNX Runtime interleaved in one process, same input, same threads. Then the CPU
@@ -35,6 +35,7 @@ MODELS = {
 @dataclass
 class Row:
     model: str
+    target: str
     build: str
     compile_s: float
     report: BenchReport
@@ -44,7 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--repeat", type=int, default=50)
-    parser.add_argument("--target", default="x86_64")
+    parser.add_argument("--targets", default="x86_64,x86_64-avx512")
     parser.add_argument("--tuned", type=Path, help="a tuning database folder (edgekit tune --db)")
     parser.add_argument("--out", type=Path, default=REPO / "out" / "bench")
     parser.add_argument("--markdown", type=Path, default=REPO / "BENCHMARKS.md")
@@ -56,16 +57,18 @@ def main() -> None:
         if not onnx_path.exists():
             edgekit.export(MODELS[name], onnx_path)
         builds = {"untuned": None} | ({"tuned": args.tuned} if args.tuned else {})
-        for build, database in builds.items():
-            artifact = args.out / f"{name}_{args.target}_{build}"
-            started = time.perf_counter()
-            edgekit.compile(onnx_path, artifact, target=args.target, tuning_db=database)
-            compile_s = time.perf_counter() - started
-            rows.append(Row(name, build, compile_s, bench(artifact, onnx_path, repeat=args.repeat, warmup=10)))
-            console.info(f"{name} {build}: {rows[-1].report.timing.ratio:.2f}x ONNX Runtime")
-    cpu_use = frame_loop_cpu(args.out / f"demo_{args.target}_untuned", args.out / "demo.onnx") if "demo" in args.models else {}
+        for target in args.targets.split(","):
+            for build, database in builds.items():
+                artifact = args.out / f"{name}_{target}_{build}"
+                started = time.perf_counter()
+                edgekit.compile(onnx_path, artifact, target=target, tuning_db=database)
+                compile_s = time.perf_counter() - started
+                rows.append(Row(name, target, build, compile_s, bench(artifact, onnx_path, repeat=args.repeat, warmup=10)))
+                console.info(f"{name} {target} {build}: {rows[-1].report.timing.ratio:.2f}x ONNX Runtime")
+    first_target = args.targets.split(",")[0]
+    cpu_use = frame_loop_cpu(args.out / f"demo_{first_target}_untuned", args.out / "demo.onnx") if "demo" in args.models else {}
     args.markdown.write_text(markdown(rows, cpu_use, args))
-    (args.out / "benchmarks.json").write_text(json.dumps([{"model": r.model, "build": r.build, "compile_s": r.compile_s, **r.report.to_dict()} for r in rows], indent=2))
+    (args.out / "benchmarks.json").write_text(json.dumps([{"model": r.model, "target": r.target, "build": r.build, "compile_s": r.compile_s, **r.report.to_dict()} for r in rows], indent=2))
     console.out.print(args.markdown.read_text())
 
 
@@ -86,25 +89,25 @@ def markdown(rows: list[Row], cpu_use: dict[str, dict], args) -> str:
     lines = [
         "# Benchmarks",
         "",
-        f"Machine: {machine_description()}. Target `{args.target}`. edgekit {edgekit.__version__}.",
+        f"Machine: {machine_description()}. edgekit {edgekit.__version__}, TVM 0.27.0.post1, ONNX Runtime (same thread count).",
         f"Each row: edgekit and ONNX Runtime (default session options) on the same random input, same thread count,",
         f"alternating blocks of 5 inferences with a 20 ms pause at each switch, {args.repeat} timed runs each after 10 warm-up runs. Ratio = edgekit p50 / ONNX Runtime p50.",
         "GFLOP/s counts Conv/MatMul/Gemm multiply-adds (edgekit.flops); peak is the target descriptor's fp32 figure for the threads used.",
         "",
         "Reproduce: `python scripts/benchmark.py" + (f" --tuned {args.tuned}" if args.tuned else "") + "`",
         "",
-        "| model | build | GFLOP | compile s | threads | edgekit p50 ms | p99 ms | ORT p50 ms | p99 ms | ratio | edgekit GFLOP/s | ORT GFLOP/s | edgekit % of peak | edgekit CPU ms/inf | ORT CPU ms/inf |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| model | target | build | GFLOP | compile s | threads | edgekit p50 ms | p99 ms | ORT p50 ms | p99 ms | ratio | edgekit GFLOP/s | ORT GFLOP/s | edgekit % of peak | edgekit CPU ms/inf | ORT CPU ms/inf |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
         r, t = row.report, row.report.timing
         lines.append(
-            f"| {row.model} | {row.build} | {r.gflop_per_inference:.3f} | {row.compile_s:.1f} | {t.threads} | {t.edgekit.p50_ms:.3f} | {t.edgekit.p99_ms:.3f} "
+            f"| {row.model} | {row.target} | {row.build} | {r.gflop_per_inference:.3f} | {row.compile_s:.1f} | {t.threads} | {t.edgekit.p50_ms:.3f} | {t.edgekit.p99_ms:.3f} "
             f"| {t.onnxruntime.p50_ms:.3f} | {t.onnxruntime.p99_ms:.3f} | **{t.ratio:.2f}x** | {r.edgekit_gflops:.1f} | {r.onnxruntime_gflops:.1f} "
             f"| {r.edgekit_gflops / r.peak_gflops:.1%} | {t.edgekit.cpu_ms_per_inference:.3f} | {t.onnxruntime.cpu_ms_per_inference:.3f} |"
         )
     if cpu_use:
-        lines += ["", "## CPU use at 30 Hz (demo model, 10 s)", "", "| runtime | CPU-s / wall-s | p50 ms | latency x 30 | missed frames |", "| --- | ---: | ---: | ---: | ---: |"]
+        lines += ["", f"## CPU use at 30 Hz (demo model, target {args.targets.split(',')[0]}, 10 s)", "", "| runtime | CPU-s / wall-s | p50 ms | latency x 30 | missed frames |", "| --- | ---: | ---: | ---: | ---: |"]
         for label, stats in cpu_use.items():
             busy = stats["latency"]["mean_ms"] * 30 / 1e3
             lines.append(f"| {label} | {stats['cpu_seconds_per_wall_second']:.3f} | {stats['latency']['p50_ms']:.3f} | {busy:.3f} | {stats['missed_deadlines']} |")

@@ -74,8 +74,8 @@ def default_schedules(target: TargetSpec) -> tvm.transform.Pass:
                 scheduled = schedule_function(func, cpu)
                 if scheduled is not None:
                     updates[gvar] = scheduled[1]
-        for gvar, func in updates.items():
-            mod[gvar] = func
+        # A copy: a pass must not change the module it was given (tuning reuses its input).
+        mod = tvm.IRModule({**dict(mod.functions_items()), **updates}, attrs=mod.attrs, global_infos=mod.global_infos)
         return tvm.transform.Sequential(
             [
                 relax.transform.SplitLayoutRewritePreproc(),

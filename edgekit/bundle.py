@@ -28,7 +28,7 @@ from edgekit import console, versions
 from edgekit.artifact import Manifest, verify_artifact
 from edgekit.errors import InputError
 from edgekit.files import atomic_dir, atomic_file, sha256_file
-from edgekit.runner.build import BINARY, RUNNER_SOURCE, RunnerBuild, build_runner, cache_dir, device_runtime_libs
+from edgekit.runner.build import BINARY, RUNNER_SOURCE, RUNTIME_LIBS, RunnerBuild, build_runner, cache_dir, device_runtime_libs
 from edgekit.target_spec import TargetSpec, load_target
 
 MODEL_DIR = "model"
@@ -72,7 +72,7 @@ def cached_runner(spec: TargetSpec) -> RunnerBuild:
     """The runner for `spec`, built once per (target, compiler, runner source, TVM versions)."""
     folder = cache_dir() / "runners" / f"{spec.name}-{_runner_key(spec)}"
     binary = folder / BINARY
-    libs = tuple(folder / name for name in ("libtvm_runtime.so", "libtvm_ffi.so"))
+    libs = tuple(folder / name for name in RUNTIME_LIBS)
     if binary.is_file() and all(lib.is_file() for lib in libs):
         console.info(f"using the cached runner {binary}")
         return RunnerBuild(binary=binary, runtime_libs=libs, triple=spec.cpu.triple)

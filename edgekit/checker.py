@@ -130,12 +130,13 @@ def _measure(name: str, ours: np.ndarray, theirs: np.ndarray, labels: np.ndarray
     a = ours.reshape(n, -1).astype(np.float64)
     b = theirs.reshape(n, -1).astype(np.float64)
     diff = np.abs(a - b)
+    cosine = _cosine(a, b)
     metrics = OutputMetrics(
         name=name,
         max_abs=float(diff.max()),
         mean_abs=float(diff.mean()),
-        cosine_min=float(_cosine(a, b).min()),
-        cosine_mean=float(_cosine(a, b).mean()),
+        cosine_min=float(cosine.min()),
+        cosine_mean=float(cosine.mean()),
     )
     if _is_classifier(ours.shape[1:], str(ours.dtype)):
         top_ours, top_theirs = a.argmax(axis=1), b.argmax(axis=1)
@@ -148,8 +149,9 @@ def _measure(name: str, ours: np.ndarray, theirs: np.ndarray, labels: np.ndarray
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     dot = (a * b).sum(axis=1)
-    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    both_zero = (np.linalg.norm(a, axis=1) == 0) & (np.linalg.norm(b, axis=1) == 0)
+    norm_a, norm_b = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    norms = norm_a * norm_b
+    both_zero = (norm_a == 0) & (norm_b == 0)
     cosine = np.divide(dot, norms, out=np.zeros_like(dot), where=norms > 0)
     return np.where(both_zero, 1.0, cosine)
 

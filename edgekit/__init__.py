@@ -14,11 +14,12 @@ from edgekit.errors import EdgekitError, GateFailure, InputError
 if TYPE_CHECKING:
     from edgekit.checker import CheckReport
     from edgekit.exporter import ExportReport
+    from edgekit.quantizer import QuantizeResult
     from edgekit.runtime import CompiledModel
     from edgekit.target_spec import TargetSpec
 
 __version__ = "0.1.0"
-__all__ = ["EdgekitError", "GateFailure", "InputError", "check", "compile", "export", "load", "targets"]
+__all__ = ["EdgekitError", "GateFailure", "InputError", "check", "compile", "export", "load", "quantize", "targets"]
 
 
 def export(
@@ -37,6 +38,28 @@ def export(
 
     options = ExportOptions(opset, list(input_names or []), list(output_names or []), dict(dynamic_axes or {}), atol, rtol)
     return export_model(str(source), Path(output), options)
+
+
+def quantize(
+    model: str | Path,
+    calib: str | Path,
+    output: str | Path,
+    *,
+    recipe: str | Path | None = None,
+    max_drop: float | None = None,
+    evaluation: str = "top1",
+    eval_data: str | Path | None = None,
+    analyze: bool = False,
+) -> QuantizeResult:
+    """Calibrated int8 quantization of an ONNX model into a QDQ model plus `NAME.quant.json` record.
+
+    `max_drop` sets an accuracy budget on `evaluation` (top1, cosine or module.py:function) measured
+    on `eval_data` (default: the calibration data); GateFailure (exit 1) when it cannot be met.
+    """
+    from edgekit.quantizer import AccuracyBudget, quantize as run_quantize
+
+    budget = AccuracyBudget(max_drop, evaluation, Path(eval_data) if eval_data else Path(calib)) if max_drop is not None else None
+    return run_quantize(Path(model), Path(calib), Path(output), recipe=recipe, budget=budget, analyze=analyze)
 
 
 def compile(  # noqa: A001 - the stage is called compile

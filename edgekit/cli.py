@@ -87,6 +87,47 @@ def export(source, output, opset, input_names, output_names, dynamic, atol, rtol
     console.out.print(f"wrote {output}")
 
 
+@main.command(name="quantize")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--calib", required=True, type=click.Path(path_type=Path), help="Calibration data: .npz or a folder of them (calibration_data/README.md).")
+@click.option("--recipe", default=None, help="Recipe: a preset name (int8-default, int8-entropy, ...) or a .toml file. Default: int8-default.")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="QDQ ONNX file to write; the record goes beside it as NAME.quant.json.")
+@click.option("--max-drop", type=float, help="Accuracy budget: fall back the most sensitive layers to float until the drop is at most this.")
+@click.option("--eval", "evaluation", default="top1", show_default=True, help="Budget metric: top1 (percent, needs labels), cosine (mean cosine to float), or module.py:function (gets an ONNX path, returns a score).")
+@click.option("--eval-data", type=click.Path(path_type=Path), help="Data set for the budget metric (default: the calibration data).")
+@click.option("--analyze", is_flag=True, help="Also write the per-layer sensitivity report (NAME.sensitivity.json and .html).")
+def quantize_command(model, calib, recipe, output, max_drop, evaluation, eval_data, analyze):
+    """Calibrated int8 post-training quantization to a QDQ model, with a full quantization record."""
+    import edgekit
+
+    result = edgekit.quantize(model, calib, output, recipe=recipe, max_drop=max_drop, evaluation=evaluation, eval_data=eval_data, analyze=analyze)
+    _print_quantize_summary(result)
+
+
+def _print_quantize_summary(result) -> None:
+    record = result.record
+    summary = record["summary"]
+    table = Table(title=f"{result.model_path}: {summary['int8_nodes']} of {summary['nodes']} nodes int8 ({record['recipe']['name']})")
+    for column in ("node", "op", "precision", "reason"):
+        table.add_column(column)
+    for node in record["nodes"]:
+        if node["precision"] == "float":
+            table.add_row(node["name"], node["op_type"], "[yellow]float[/]", node["reason"])
+    if table.row_count:
+        console.out.print(table)
+    checks = Table(title="QDQ model vs float model in ONNX Runtime")
+    for column in ("output", "SQNR dB", "cosine mean", "cosine min", "max abs"):
+        checks.add_column(column, justify="right")
+    for row in result.agreement:
+        checks.add_row(row.output, f"{row.sqnr_db:.1f}", f"{row.cosine_mean:.6f}", f"{row.cosine_min:.6f}", f"{row.max_abs:.3g}")
+    console.out.print(checks)
+    for fallback in record["fallbacks"]:
+        console.out.print(f"fell back {fallback['node']} ({fallback['op_type']}) to float: {fallback['metric']} drop {fallback['drop_before']:.4g} -> {fallback['drop_after']:.4g}")
+    console.out.print(f"wrote {result.model_path} and {result.record_path}")
+    for path in result.extra_files:
+        console.out.print(f"wrote {path}")
+
+
 @main.command(name="compile")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("-t", "--target", default="x86_64", show_default=True, help="Target name (see `edgekit targets`) or a target .toml file.")

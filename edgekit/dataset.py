@@ -102,8 +102,8 @@ def _validate_array(path: Path, spec: TensorSpec, raw: dict[str, np.ndarray]) ->
         raise InputError(f"{path}: no array for model input '{spec.name}'", f"add an array named '{spec.name}' of shape (N, {_dims(spec.shape)})")
     array = raw[spec.name]
     shape = tuple(spec.shape)
-    if array.shape[1:] != shape:
-        if shape[:1] == (1,) and array.shape[1:] == shape[1:]:
+    if not _fits(array.shape[1:], shape):
+        if shape[:1] == (1,) and _fits(array.shape[1:], shape[1:]):
             array = array[:, None]  # batch-1 models may omit their batch axis
         else:
             raise InputError(
@@ -119,6 +119,11 @@ def _validate_array(path: Path, spec: TensorSpec, raw: dict[str, np.ndarray]) ->
         if bad.any():
             raise InputError(f"{path}: '{spec.name}' sample {int(np.argmax(bad))} contains NaN or Inf", "clean the data set")
     return array
+
+
+def _fits(given: tuple, declared: tuple) -> bool:
+    # A symbolic dimension (a name such as "sequence") accepts any size.
+    return len(given) == len(declared) and all(isinstance(d, str) or d == g for g, d in zip(given, declared))
 
 
 def _dims(shape: tuple) -> str:

@@ -1,0 +1,82 @@
+"""Calibrate once, plan many times: statistics for every tensor any plan of the model might quantize.
+
+The accuracy budget and the sensitivity analysis re-plan with nodes forced to float; those plans
+quantize a subset of the same tensors (plus tensors a fused Relu hid), so one calibration serves all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import onnx
+
+from edgekit.quantizer.calibrators import calibrate
+from edgekit.quantizer.collect import collect_histograms, collect_ranges
+from edgekit.dataset import Dataset
+from edgekit.quantizer.graph import GraphView
+from edgekit.quantizer.histogram import Histogram
+from edgekit.quantizer.plan import Plan, make_plan
+from edgekit.quantizer.recipe import ActivationRule, Recipe
+
+
+@dataclass(frozen=True)
+class TensorCalibration:
+    """What was observed of one activation tensor and the clipping range its rule chose."""
+
+    tensor: str
+    rule: ActivationRule
+    rule_sources: tuple[str, ...]
+    observed: tuple[float, float]
+    method: str  # the calibrator, or "fixed" for a recipe range
+    clip: tuple[float, float]
+
+
+@dataclass
+class Calibration:
+    tensors: dict[str, TensorCalibration]
+    extreme: dict[str, str]  # tensor -> why it stays float
+    samples: int
+
+
+def calibrate_model(view: GraphView, recipe: Recipe, dataset: Dataset) -> Calibration:
+    """Run passes 1 and 2 over `dataset` and choose a clipping range for every candidate tensor."""
+    base = make_plan(view, recipe)
+    candidates = sorted(set(base.activations) | set(base.fused))
+    ranges, extreme = collect_ranges(view.model, candidates, dataset, recipe.extreme_abs)
+    # Tensors never seen as float32 (untyped in the graph, other dtype at run time) cannot be quantized.
+    for tensor in candidates:
+        if tensor not in ranges and tensor not in extreme:
+            extreme[tensor] = "is not a float32 tensor at run time"
+    rules = {t: _rule(view, recipe, t) for t in ranges if t not in extreme}
+    histograms = {
+        t: Histogram(ranges[t].min, ranges[t].max, rule.bins)
+        for t, (rule, _) in rules.items()
+        if rule.range is None and rule.method != "minmax"
+    }
+    collect_histograms(view.model, histograms, dataset)
+    tensors = {}
+    for tensor, (rule, sources) in rules.items():
+        observed = (ranges[tensor].min, ranges[tensor].max)
+        if rule.range is not None:
+            method, clip = "fixed", tuple(rule.range)
+        else:
+            hist = histograms.get(tensor, ranges[tensor])
+            found = calibrate(rule.method, hist, rule.dtype, rule.symmetric, **rule.method_params())
+            method, clip = rule.method, (found.lo, found.hi)
+        tensors[tensor] = TensorCalibration(tensor, rule, tuple(sources), observed, method, (float(clip[0]), float(clip[1])))
+    return Calibration(tensors, extreme, len(dataset))
+
+
+def plan_with(view: GraphView, recipe: Recipe, calibration: Calibration, float_nodes: dict[str, str] | None = None) -> Plan:
+    """The plan for this calibration: tensors with extreme values keep their consumers float."""
+    return make_plan(view, recipe, calibration.extreme, float_nodes)
+
+
+def _rule(view: GraphView, recipe: Recipe, tensor: str) -> tuple[ActivationRule, list[str]]:
+    producer = view.producer.get(tensor)
+    op, name = (producer.op_type, producer.name) if producer else (None, None)
+    return recipe.activation_rule(tensor, op, name), recipe.rule_sources(tensor, op, name)
+
+
+def needs_upgrade(model: onnx.ModelProto, minimum: int) -> bool:
+    return any(e.domain in ("", "ai.onnx") and e.version < minimum for e in model.opset_import)

@@ -1,0 +1,101 @@
+"""From a float ONNX model, calibration data and a recipe to a QDQ model and its quantization record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from edgekit import console
+from edgekit.dataset import Dataset, load_dataset
+from edgekit.errors import InputError, first_line
+from edgekit.onnx_model import load_onnx, model_inputs
+from edgekit.quantizer.calibration import Calibration, calibrate_model, plan_with
+from edgekit.quantizer.graph import GraphView, name_nodes
+from edgekit.quantizer.params import QuantParams, activation_params, bias_params, quantize, weight_params
+from edgekit.quantizer.plan import Plan
+from edgekit.quantizer.qdq import MIN_OPSET, QuantizedConstant, write_qdq
+from edgekit.quantizer.recipe import Recipe, load_recipe
+
+MIN_CALIBRATION_SAMPLES = 32
+
+
+@dataclass
+class QuantizedModel:
+    """One QDQ model built from a calibration: the graph, its plan and every parameter chosen."""
+
+    model: onnx.ModelProto
+    plan: Plan
+    activations: dict[str, QuantParams]
+    constants: dict[str, QuantizedConstant]
+    bias_clipped: dict[str, int] = field(default_factory=dict)
+
+
+def prepare_model(path: Path) -> onnx.ModelProto:
+    """Load a float model, name its nodes, and bring it to an opset where per-channel QDQ exists."""
+    model = load_onnx(path)
+    if any(e.domain in ("", "ai.onnx") and e.version < MIN_OPSET for e in model.opset_import):
+        try:
+            model = onnx.version_converter.convert_version(model, MIN_OPSET)
+        except Exception as exc:  # the converter raises bare RuntimeErrors per unsupported op
+            raise InputError(f"{path} uses an opset below {MIN_OPSET} and cannot be converted ({first_line(exc)})", "re-export with opset >= 13") from None
+    name_nodes(model)
+    return model
+
+
+def load_calibration(path: Path, model: onnx.ModelProto) -> Dataset:
+    dataset = load_dataset(Path(path), model_inputs(model))
+    if len(dataset) < MIN_CALIBRATION_SAMPLES:
+        console.warn(f"{path} has {len(dataset)} samples; calibration ranges from fewer than {MIN_CALIBRATION_SAMPLES} are unreliable")
+    return dataset
+
+
+def build_qdq(view: GraphView, recipe: Recipe, calibration: Calibration, float_nodes: dict[str, str] | None = None) -> QuantizedModel:
+    """Plan (with `float_nodes` forced to float), choose every parameter, and write the QDQ graph."""
+    plan = plan_with(view, recipe, calibration, float_nodes)
+    activations = {}
+    for tensor in plan.activations:
+        root = calibration.tensors[plan.root(tensor)]
+        activations[tensor] = activation_params(*root.clip, root.rule.dtype, root.rule.symmetric)
+    constants: dict[str, QuantizedConstant] = {}
+    clipped: dict[str, int] = {}
+    for const in plan.constants:
+        value = view.constants[const.tensor].astype(np.float32)
+        if const.role == "bias":
+            source, weight_key = const.scale_from
+            params = bias_params(activations[source].scale[0], constants[weight_key].params)
+            bound = np.abs(value / params.scale_array()).max(initial=0.0)
+            if bound > 2**31 - 1:
+                clipped[const.key] = int(np.count_nonzero(np.abs(value / params.scale_array()) > 2**31 - 1))
+        elif const.role == "weight":
+            params = weight_params(value, const.axis)
+        else:
+            params = weight_params(value, None)
+        constants[const.key] = QuantizedConstant(params, quantize(value, params))
+    model = write_qdq(view, plan, activations, constants)
+    return QuantizedModel(model, plan, activations, constants, clipped)
+
+
+@dataclass
+class QuantizeJob:
+    """A prepared model, its recipe, calibration data and the calibration done on it."""
+
+    source: Path
+    calib: Path
+    view: GraphView
+    recipe: Recipe
+    dataset: Dataset
+    calibration: Calibration
+
+
+def start_job(model_path: Path, calib: Path, recipe: str | Path | None = None) -> QuantizeJob:
+    """Load and validate everything, then calibrate (passes 1 and 2)."""
+    model = prepare_model(Path(model_path))
+    view = GraphView.of(model)
+    recipe = load_recipe(recipe)
+    recipe.check_against({n.name for n in view.nodes}, view.tensor_names())
+    dataset = load_calibration(calib, model)
+    calibration = calibrate_model(view, recipe, dataset)
+    return QuantizeJob(Path(model_path), Path(calib), view, recipe, dataset, calibration)

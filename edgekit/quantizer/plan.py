@@ -1,0 +1,258 @@
+"""Which nodes run in int8, which stay float and why, and which tensors get a QuantizeLinear pair.
+
+The op registry below is the documentation: an op type is quantizable when it has an entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import onnx
+
+from edgekit.quantizer.graph import GraphView
+from edgekit.quantizer.recipe import Recipe
+
+ACTIVATION_FUNCTIONS = ("Relu", "Clip")
+
+
+@dataclass(frozen=True)
+class OpRule:
+    """How one op type is quantized.
+
+    inputs: indices of the inputs that are quantized (None: all of them); others stay as they are.
+    weight: the input that is a weight when it is a constant (symmetric int8, per channel along
+        `weight_axis(node, rank)` when the recipe asks for it).
+    bias: the input that becomes int32 with scale = input scale x weight scale.
+    passes_scale: the output holds a subset or rearrangement of the input's values, so it reuses the
+        input's parameters instead of being calibrated (ONNX Runtime's convention too).
+    fuses_activation: a Relu/Clip that is the only consumer of the output runs inside this node's
+        integer output: the tensor between them is not quantized.
+    """
+
+    inputs: tuple[int, ...] | None = None
+    weight: int | None = None
+    weight_axis: Callable[[onnx.NodeProto, int], int | None] | None = None
+    bias: int | None = None
+    passes_scale: bool = False
+    fuses_activation: bool = False
+
+
+def _attr(node: onnx.NodeProto, name: str, default):
+    for attr in node.attribute:
+        if attr.name == name:
+            return onnx.helper.get_attribute_value(attr)
+    return default
+
+
+def _conv_transpose_axis(node: onnx.NodeProto, rank: int) -> int | None:
+    # Weight is (C_in, C_out/group, k...): with groups, axis 1 is not the output channel.
+    return 1 if _attr(node, "group", 1) == 1 else None
+
+
+QUANTIZERS: dict[str, OpRule] = {
+    "Conv": OpRule((0, 1, 2), weight=1, weight_axis=lambda node, rank: 0, bias=2, fuses_activation=True),
+    "ConvTranspose": OpRule((0, 1, 2), weight=1, weight_axis=_conv_transpose_axis, bias=2, fuses_activation=True),
+    "Gemm": OpRule((0, 1, 2), weight=1, weight_axis=lambda node, rank: 0 if _attr(node, "transB", 0) else 1, bias=2, fuses_activation=True),
+    "MatMul": OpRule((0, 1), weight=1, weight_axis=lambda node, rank: rank - 1 if rank >= 2 else None, fuses_activation=True),
+    "Add": OpRule(fuses_activation=True),
+    "Mul": OpRule(),
+    "Concat": OpRule(),
+    "MaxPool": OpRule((0,), passes_scale=True),
+    "AveragePool": OpRule((0,)),
+    "GlobalAveragePool": OpRule((0,)),
+    "Relu": OpRule((0,)),
+    "Clip": OpRule((0,)),
+    "Reshape": OpRule((0,), passes_scale=True),
+    "Flatten": OpRule((0,), passes_scale=True),
+    "Transpose": OpRule((0,), passes_scale=True),
+    "Squeeze": OpRule((0,), passes_scale=True),
+    "Unsqueeze": OpRule((0,), passes_scale=True),
+}
+
+
+@dataclass
+class NodeDecision:
+    name: str
+    op_type: str
+    quantized: bool
+    reason: str  # why it stays float, or what was done to it
+
+
+@dataclass
+class ConstantPlan:
+    """A constant input replaced by its int8/int32 form and a DequantizeLinear."""
+
+    tensor: str
+    role: str  # weight | constant | bias
+    node: str
+    input_index: int
+    axis: int | None
+    scale_from: tuple[str, str] | None = None  # bias: (activation input, weight constant key)
+
+    @property
+    def key(self) -> str:
+        # One quantized copy per constant and use: a weight shared by two convs quantizes once.
+        if self.role == "bias":
+            return f"{self.tensor}@{self.node}"
+        return self.tensor if self.axis is None else f"{self.tensor}@axis{self.axis}"
+
+
+@dataclass
+class ActivationPlan:
+    """An activation tensor that gets QuantizeLinear -> DequantizeLinear, read by `consumers`."""
+
+    tensor: str
+    producer: str | None
+    producer_op: str | None
+    consumers: list[str] = field(default_factory=list)
+    shares_with: str | None = None  # pass-through output: the tensor whose parameters it reuses
+
+
+@dataclass
+class Plan:
+    nodes: list[NodeDecision]
+    activations: dict[str, ActivationPlan]
+    constants: list[ConstantPlan]
+    fused: dict[str, str]  # tensor -> the Relu/Clip node that runs in its producer's integer output
+    notes: dict[str, list[str]]  # node -> extra facts for the record (bias left float, ...)
+
+    def quantized_nodes(self) -> set[str]:
+        return {d.name for d in self.nodes if d.quantized}
+
+    def root(self, tensor: str) -> str:
+        """The tensor whose calibrated parameters `tensor` uses (itself unless it passes scales through)."""
+        seen = set()
+        while self.activations[tensor].shares_with and tensor not in seen:
+            seen.add(tensor)
+            tensor = self.activations[tensor].shares_with
+        return tensor
+
+
+def make_plan(view: GraphView, recipe: Recipe, extreme: dict[str, str] | None = None, float_nodes: dict[str, str] | None = None) -> Plan:
+    """Decide every node and tensor.
+
+    extreme: tensor -> description, for activations found to hold extreme values (masks built from
+        the float minimum): their consumers stay float. float_nodes: node -> reason for nodes forced
+        to float from outside (the accuracy budget's fallbacks).
+    """
+    extreme = extreme or {}
+    float_nodes = float_nodes or {}
+    decisions = [_decide(view, recipe, node, extreme, float_nodes) for node in view.nodes]
+    quantized = {d.name for d in decisions if d.quantized}
+    fused = _fusions(view, quantized)
+    activations: dict[str, ActivationPlan] = {}
+    constants: list[ConstantPlan] = []
+    notes: dict[str, list[str]] = {}
+    for node in view.nodes:
+        if node.name not in quantized:
+            continue
+        rule = QUANTIZERS[node.op_type]
+        for index in _quantized_inputs(node, rule):
+            tensor = node.input[index]
+            if view.is_constant(tensor):
+                plan = _constant_plan(view, recipe, node, rule, index, notes)
+                if plan:
+                    constants.append(plan)
+            elif tensor not in fused:
+                producer = view.producer.get(tensor)
+                entry = activations.setdefault(tensor, ActivationPlan(tensor, producer.name if producer else None, producer.op_type if producer else None))
+                entry.consumers.append(node.name)
+        if node.name in {fused.get(t) for t in node.input}:
+            notes.setdefault(node.name, []).append(f"runs inside the integer output of {view.producer[node.input[0]].name}")
+    for tensor, entry in activations.items():
+        producer = view.producer.get(tensor)
+        if producer is not None and producer.name in quantized and QUANTIZERS[producer.op_type].passes_scale:
+            source = producer.input[0]
+            if source in activations and tensor == producer.output[0]:
+                entry.shares_with = source
+    _link_biases(constants, activations, fused, view)
+    return Plan(decisions, activations, constants, fused, notes)
+
+
+def _decide(view: GraphView, recipe: Recipe, node: onnx.NodeProto, extreme: dict[str, str], float_nodes: dict[str, str]) -> NodeDecision:
+    def stays_float(reason: str) -> NodeDecision:
+        return NodeDecision(node.name, node.op_type, False, reason)
+
+    if node.name in float_nodes:
+        return stays_float(float_nodes[node.name])
+    excluded = recipe.exclusion(node.name, node.op_type)
+    if excluded:
+        return stays_float(excluded)
+    rule = QUANTIZERS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
+    if rule is None:
+        return stays_float(f"op type {node.op_type} has no int8 rule in edgekit (unsupported)")
+    if node.op_type not in recipe.quantize_ops:
+        return stays_float(f"op type {node.op_type} is not in the recipe's [ops].quantize list")
+    inputs = [node.input[i] for i in _quantized_inputs(node, rule)]
+    for tensor in inputs:
+        if not view.is_float(tensor):
+            dtype = onnx.helper.tensor_dtype_to_np_dtype(view.elem_types[tensor]).name
+            return stays_float(f"input {tensor} is {dtype}, not float32")
+        if tensor in extreme:
+            return stays_float(f"input {tensor} {extreme[tensor]}")
+        if view.is_constant(tensor):
+            value = view.constants[tensor]
+            if value.size and float(abs(value.astype("float64")).max()) >= recipe.extreme_abs:
+                return stays_float(f"constant input {tensor} holds values with |x| >= {recipe.extreme_abs:g} (a mask or sentinel value)")
+    if all(view.is_constant(t) for t in inputs):
+        return stays_float("all inputs are constants (folded at compile time)")
+    return NodeDecision(node.name, node.op_type, True, "")
+
+
+def _quantized_inputs(node: onnx.NodeProto, rule: OpRule) -> list[int]:
+    indices = range(len(node.input)) if rule.inputs is None else rule.inputs
+    return [i for i in indices if i < len(node.input) and node.input[i]]
+
+
+def _fusions(view: GraphView, quantized: set[str]) -> dict[str, str]:
+    fused = {}
+    for node in view.nodes:
+        if node.name not in quantized or not QUANTIZERS[node.op_type].fuses_activation:
+            continue
+        output = node.output[0]
+        users = view.consumers.get(output, [])
+        if len(users) == 1 and output not in view.graph_outputs:
+            user, index = users[0]
+            if user.op_type in ACTIVATION_FUNCTIONS and user.name in quantized and index == 0:
+                fused[output] = user.name
+    return fused
+
+
+def _constant_plan(view: GraphView, recipe: Recipe, node: onnx.NodeProto, rule: OpRule, index: int, notes: dict) -> ConstantPlan | None:
+    tensor = node.input[index]
+    value = view.constants[tensor]
+    if index == rule.weight:
+        axis = rule.weight_axis(node, value.ndim) if (rule.weight_axis and recipe.weight_granularity == "per_channel" and value.ndim >= 2) else None
+        return ConstantPlan(tensor, "weight", node.name, index, axis)
+    if index == rule.bias:
+        reason = _bias_problem(view, node, value)
+        if reason:
+            notes.setdefault(node.name, []).append(f"bias {tensor} left float: {reason}")
+            return None
+        return ConstantPlan(tensor, "bias", node.name, index, None)
+    return ConstantPlan(tensor, "constant", node.name, index, None)
+
+
+def _bias_problem(view: GraphView, node: onnx.NodeProto, bias) -> str | None:
+    if bias.ndim != 1:
+        return f"shape {tuple(bias.shape)} is not one value per output channel"
+    if node.op_type == "Gemm" and (_attr(node, "alpha", 1.0) != 1.0 or _attr(node, "beta", 1.0) != 1.0):
+        return "Gemm alpha/beta are not 1"
+    if view.is_constant(node.input[0]):
+        return "the data input is a constant"
+    weight = node.input[1]
+    if not view.is_constant(weight):
+        return "the weight is not a constant"
+    return None
+
+
+def _link_biases(constants: list[ConstantPlan], activations: dict[str, ActivationPlan], fused: dict, view: GraphView) -> None:
+    weights = {(c.node, c.role): c for c in constants}
+    for plan in constants:
+        if plan.role != "bias":
+            continue
+        node = next(n for n in view.nodes if n.name == plan.node)
+        weight = weights.get((plan.node, "weight"))
+        plan.axis = 0 if weight is not None and weight.axis is not None else None
+        plan.scale_from = (node.input[0], weight.key if weight else "")

@@ -127,6 +127,8 @@ def test_entropy_gaussian_with_outliers():
 
 def brute_force_kl(folded, i: int, levels: int) -> float:
     """KL(P || Q) for candidate i, written out with plain loops (independent of the vectorised code)."""
+    folded = [float(c) for c in folded]
+    folded[0] = folded[1]  # the calibrator flattens the spike at 0 first (pytorch-quantization's rule)
     p = [float(c) for c in folded[:i]]
     for c in folded[i:]:
         p[i - 1] += float(c)
@@ -149,10 +151,11 @@ def brute_force_kl(folded, i: int, levels: int) -> float:
 
 
 def test_entropy_matches_brute_force_on_a_tiny_histogram():
-    folded = [9, 7, 6, 3, 2, 0, 0, 1]
-    # i = 5 by hand: P = [9, 7, 6, 3, 2 + 0 + 0 + 1] (sum 28); bins 0,1 form level 0 (16 spread as 8, 8),
+    # Bins 0 and 1 are equal, so flattening the zero bin changes nothing and the hand sums stay simple.
+    folded = [8, 8, 6, 3, 2, 0, 0, 1]
+    # i = 5 by hand: P = [8, 8, 6, 3, 2 + 0 + 0 + 1] (sum 28); bins 0,1 form level 0 (16 spread as 8, 8),
     # bins 2, 3, 4 one level each, so Q = [8, 8, 6, 3, 2] (sum 27).
-    by_hand = sum(p / 28 * math.log((p / 28) / (q / 27)) for p, q in zip([9, 7, 6, 3, 3], [8, 8, 6, 3, 2]))
+    by_hand = sum(p / 28 * math.log((p / 28) / (q / 27)) for p, q in zip([8, 8, 6, 3, 3], [8, 8, 6, 3, 2]))
     assert brute_force_kl(folded, 5, 4) == pytest.approx(by_hand)
     # i = 6, 7: the tail's single count lands in a bin whose level holds no kept mass, so Q = 0 < P there.
     assert brute_force_kl(folded, 6, 4) == math.inf and brute_force_kl(folded, 7, 4) == math.inf
@@ -161,6 +164,15 @@ def test_entropy_matches_brute_force_on_a_tiny_histogram():
     assert best == 5  # interior: neither the smallest nor the largest candidate
     clip = calibrate_entropy(hist_from_folded(folded, split=3), "int8", symmetric=True, levels=4)
     assert clip == ClipRange(-5.0, 5.0)
+
+
+def test_entropy_ignores_the_spike_at_zero():
+    # Post-ReLU: 90% exact zeros, the rest uniform on (0, 4]. Without flattening bin 0 the spike
+    # dominates KL and the threshold collapses towards 128 bins (0.25); with it, T stays near the top.
+    rng = np.random.default_rng(0)
+    values = np.concatenate([np.zeros(90_000), rng.uniform(0, 4, 10_000)])
+    clip = calibrate_entropy(Histogram.from_values(values, bins=2048), "int8", symmetric=False)
+    assert clip.lo == 0.0 and clip.hi > 3.0
 
 
 def test_entropy_matches_brute_force_on_random_histograms():

@@ -104,7 +104,11 @@ def test_every_preset_loads_and_explains_itself(preset):
 
 def test_presets_differ_in_what_their_names_say():
     assert load_recipe("int8-entropy").activations.method == "entropy"
-    assert load_recipe("int8-entropy").activations.symmetric is True
+    entropy = load_recipe("int8-entropy")
+    assert entropy.activations.symmetric is False  # all 256 levels for ReLU outputs; TensorRT's grid is one key away
+    # Model inputs (images with a constant background) keep min-max: KL would clip their foreground.
+    assert entropy.activation_rule("image", None, None).method == "minmax"
+    assert entropy.activation_rule("x", "Conv", "conv1").method == "entropy"
     percentile = load_recipe("int8-percentile").activations
     assert (percentile.method, percentile.percentile, percentile.symmetric) == ("percentile", 99.99, False)
     assert load_recipe("int8-mse").activations.method == "mse"

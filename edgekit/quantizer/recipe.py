@@ -4,7 +4,7 @@ Presets live in `quant/*.toml` and are named without their path (`int8-entropy`)
 of the same schema (quant/README.md) is named by its path. Every error names the file and the full
 TOML key. An activation tensor's settings resolve in one order, later winning field by field:
 
-    [activations]  <-  [op_types.<producer op>]  <-  [nodes."<producer node>"]  <-  [tensors."<tensor>"]
+    [activations]  <-  [graph_inputs] (model inputs only)  <-  [op_types.<producer op>]  <-  [nodes."<producer node>"]  <-  [tensors."<tensor>"]
 
 Whether a node is quantized at all: `[nodes."x"].exclude` if set, else `[op_types.X].exclude`.
 """
@@ -82,7 +82,7 @@ OTHER_SETTINGS: dict[str, _Setting] = {
 KIND_WORDS = {"str": "a string", "bool": "true or false", "float": "a number", "int": "an integer", "range": "a list of two numbers", "list": "a list of strings"}
 
 # The keys each table may hold.
-TOP_KEYS = ("name", "description", "activations", "weights", "ops", "op_types", "nodes", "tensors")
+TOP_KEYS = ("name", "description", "activations", "weights", "ops", "graph_inputs", "op_types", "nodes", "tensors")
 ACTIVATION_KEYS = ("dtype", "symmetric", "method", "percentile", "bins", "extreme_abs")
 WEIGHT_KEYS = ("granularity",)
 OPS_KEYS = ("quantize",)
@@ -164,6 +164,8 @@ class Recipe:
     op_types: dict[str, Override]
     nodes: dict[str, Override]
     tensors: dict[str, Override]
+    # [graph_inputs]: settings for the model's own inputs (images often spike at a constant background).
+    graph_inputs: Override | None = None
     # node -> why it was excluded after loading (with_exclusions), e.g. "budget"; not from the file.
     extra_exclusions: dict[str, str] = field(default_factory=dict)
 
@@ -180,6 +182,7 @@ class Recipe:
 
     def _overrides_for(self, tensor: str, producer_op: str | None, producer_node: str | None) -> list[Override]:
         found = [
+            self.graph_inputs if producer_op is None and producer_node is None else None,
             self.op_types.get(producer_op) if producer_op is not None else None,
             self.nodes.get(producer_node) if producer_node is not None else None,
             self.tensors.get(tensor),
@@ -233,6 +236,7 @@ class Recipe:
             "op_types": {name: self.op_types[name].to_dict() for name in sorted(self.op_types)},
             "nodes": {name: self.nodes[name].to_dict() for name in sorted(self.nodes)},
             "tensors": {name: self.tensors[name].to_dict() for name in sorted(self.tensors)},
+            "graph_inputs": self.graph_inputs.to_dict() if self.graph_inputs else None,
             "extra_exclusions": dict(sorted(self.extra_exclusions.items())),
         }
 
@@ -307,7 +311,16 @@ def parse_recipe(path: Path) -> Recipe:
         op_types=_overrides(reader, raw, "op_types", NODE_KEYS),
         nodes=_overrides(reader, raw, "nodes", NODE_KEYS),
         tensors=_overrides(reader, raw, "tensors", TENSOR_KEYS),
+        graph_inputs=_graph_inputs(reader, raw),
     )
+
+
+def _graph_inputs(reader: _Reader, raw: dict) -> Override | None:
+    if "graph_inputs" not in raw:
+        return None
+    body = reader.table(raw, "graph_inputs")
+    reader.keys(body, "graph_inputs", TENSOR_KEYS)
+    return Override(**reader.values(body, "graph_inputs", [k for k in TENSOR_KEYS if k in body]), key="graph_inputs")
 
 
 def _quantize_ops(reader: _Reader, ops: dict) -> tuple[str, ...]:

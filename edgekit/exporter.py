@@ -159,7 +159,6 @@ def _export(model, example_inputs, options: ExportOptions) -> onnx.ModelProto:
         external_data=False,
         verbose=False,
         input_names=options.input_names or None,
-        output_names=options.output_names or None,
         dynamic_axes=options.dynamic_axes or None,
     )
     # The exporter logs a warning per missing torchvision op and prints progress to stdout.
@@ -171,12 +170,59 @@ def _export(model, example_inputs, options: ExportOptions) -> onnx.ModelProto:
         except Exception as exc:  # noqa: BLE001 - exporter failures come in many types
             raise InputError(f"the ONNX exporter failed: {type(exc).__name__}: {first_line(exc)}", "see the exporter's message; --debug shows the full traceback") from exc
     model_proto = program.model_proto
+    if options.output_names:
+        # torch 2.13's exporter renames outputs without checking that the name is free (an output
+        # called "embedding" clashed with nn.Embedding's tensor), so edgekit renames them itself.
+        _rename_outputs(model_proto, options.output_names)
     try:
         onnx.checker.check_model(model_proto, full_check=True)
         model_proto = onnx.shape_inference.infer_shapes(model_proto, check_type=True)
     except Exception as exc:  # noqa: BLE001
         raise InputError(f"the exported model fails the ONNX checker: {first_line(exc)}", "report the model; try another --opset") from exc
     return model_proto
+
+
+def _rename_outputs(model: onnx.ModelProto, names: list[str]) -> None:
+    outputs = [o.name for o in model.graph.output]
+    if len(names) != len(outputs):
+        raise InputError(f"{len(names)} --output-name given but the model returns {len(outputs)} tensors", "give one name per output, in order")
+    for old, new in zip(outputs, names):
+        if old == new:
+            continue
+        taken = _tensor_names(model.graph)
+        if new in taken:
+            spare = next(f"{new}_{i}" for i in range(1, len(taken) + 2) if f"{new}_{i}" not in taken)
+            _rename_tensor(model.graph, new, spare)
+        _rename_tensor(model.graph, old, new)
+
+
+def _tensor_names(graph: onnx.GraphProto) -> set[str]:
+    names = {vi.name for vi in [*graph.input, *graph.output, *graph.value_info]} | {i.name for i in graph.initializer}
+    for node in graph.node:
+        names.update(node.input)
+        names.update(node.output)
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)):
+                names |= _tensor_names(sub)
+    return names
+
+
+def _rename_tensor(graph: onnx.GraphProto, old: str, new: str) -> None:
+    """Rename tensor `old` everywhere in `graph` and its subgraphs (which may read outer tensors)."""
+    for vi in [*graph.input, *graph.output, *graph.value_info]:
+        if vi.name == old:
+            vi.name = new
+    for init in graph.initializer:
+        if init.name == old:
+            init.name = new
+    for node in graph.node:
+        for field_ in (node.input, node.output):
+            for i, name in enumerate(field_):
+                if name == old:
+                    field_[i] = new
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)):
+                _rename_tensor(sub, old, new)
 
 
 def _torch_outputs(model, example_inputs) -> list[np.ndarray]:

@@ -139,6 +139,7 @@ def make_plan(view: GraphView, recipe: Recipe, extreme: dict[str, str] | None = 
     extreme = extreme or {}
     float_nodes = float_nodes or {}
     decisions = [_decide(view, recipe, node, extreme, float_nodes) for node in view.nodes]
+    _passthrough_follows_producer(view, decisions)
     quantized = {d.name for d in decisions if d.quantized}
     fused = _fusions(view, quantized)
     activations: dict[str, ActivationPlan] = {}
@@ -198,6 +199,28 @@ def _decide(view: GraphView, recipe: Recipe, node: onnx.NodeProto, extreme: dict
     if all(view.is_constant(t) for t in inputs):
         return stays_float("all inputs are constants (folded at compile time)")
     return NodeDecision(node.name, node.op_type, True, "")
+
+
+def _passthrough_follows_producer(view: GraphView, decisions: list[NodeDecision]) -> None:
+    """A node that only passes values through extends an int8 region but never starts one.
+
+    Otherwise it would put a QuantizeLinear on a float tensor that nothing else quantizes, and
+    falling back the layer before it (accuracy budget) would leave that error in place.
+    """
+    by_name = {d.name: d for d in decisions}
+    nodes = {n.name: n for n in view.nodes}
+    changed = True
+    while changed:
+        changed = False
+        for decision in decisions:
+            if not (decision.quantized and QUANTIZERS[decision.op_type].passes_scale):
+                continue
+            producer = view.producer.get(nodes[decision.name].input[0])
+            if producer is None or not by_name[producer.name].quantized:
+                source = f"float node {producer.name}" if producer is not None else "the model input"
+                decision.quantized = False
+                decision.reason = f"passes its input's scale through, and its input comes from {source}"
+                changed = True
 
 
 def _quantized_inputs(node: onnx.NodeProto, rule: OpRule) -> list[int]:

@@ -1,0 +1,336 @@
+"""Charts as standalone SVG strings, with no plotting library: bars, lines and histograms for HTML reports.
+
+Every chart is one `<svg xmlns=... viewBox=...>` element with a `<title>`; every bar and point carries a
+`<title>` child with its exact value, which browsers show as a tooltip. Output is deterministic: the same
+numbers give the same bytes. Styling is done with presentation attributes (not CSS) so that a chart looks
+the same inline in a page, opened on its own, or converted by a tool that ignores stylesheets.
+"""
+
+from __future__ import annotations
+
+import bisect
+import html
+import itertools
+import math
+from collections.abc import Sequence
+
+FONT = 'font-family="sans-serif" font-size="12"'
+TEXT_COLOUR = "#333333"
+AXIS_COLOUR = "#8a8a8a"
+GRID_COLOUR = "#e4e4e4"
+BAR_COLOUR = "#5b84b1"
+HIGHLIGHT_COLOUR = "#d9822b"
+GUIDE_COLOUR = "#9a9a9a"
+SERIES_COLOURS = ("#5b84b1", "#d9822b", "#5a9e6f", "#8e6bb3", "#b5515b")
+CHAR_WIDTH = 6.8  # average advance of a 12 px sans-serif character, for laying out labels without a font
+NICE_STEPS = (1.0, 2.0, 2.5, 5.0, 10.0)
+
+
+def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    """About `count` round tick values covering [lo, hi]: steps of 1, 2, 2.5 or 5 times a power of ten.
+
+    The first tick is at or below `lo` and the last at or above `hi`. An empty range is widened around
+    its value. Raises ValueError for non-finite bounds or count < 2.
+    """
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"tick range must be finite, got [{lo}, {hi}]")
+    if count < 2:
+        raise ValueError(f"need at least 2 ticks, got {count}")
+    lo, hi = min(lo, hi), max(lo, hi)
+    if hi == lo:
+        pad = abs(lo) * 0.1 or 1.0
+        lo, hi = lo - pad, hi + pad
+    raw = (hi - lo) / (count - 1)
+    magnitude = 10.0 ** math.floor(math.log10(raw))
+    step = next(s * magnitude for s in NICE_STEPS if s * magnitude >= raw * (1 - 1e-9))
+    decimals = _decimals(step)
+    first, last = math.floor(lo / step + 1e-9), math.ceil(hi / step - 1e-9)
+    return [_clean(round(i * step, decimals)) for i in range(first, last + 1)]
+
+
+def bar_chart(
+    labels: Sequence[str],
+    values: Sequence[float],
+    *,
+    title: str,
+    x_label: str = "",
+    y_label: str = "",
+    highlight: set[int] | None = None,
+    guides: dict[str, float] | None = None,
+    width: int = 720,
+    height: int | None = None,
+) -> str:
+    """Horizontal bars, one per label, top to bottom in the order given; labels on the left.
+
+    x_label names the value axis (horizontal), y_label the categories. highlight: indices of bars drawn
+    in the warning colour. guides: name -> value, dashed reference lines across the bars. height: None
+    sizes the chart to the number of bars. Bars grow from zero, so negative values point left.
+    Raises ValueError when labels and values differ in length or a value is not finite.
+    """
+    _check_values(values)
+    if len(labels) != len(values):
+        raise ValueError(f"{len(labels)} labels for {len(values)} values")
+    highlight, guides = highlight or set(), guides or {}
+    row = 22.0
+    top = 34 + (16 if guides else 0)
+    bottom = 30 + (18 if x_label else 0)
+    height = height or int(top + max(len(values), 1) * row + bottom)
+    row = (height - top - bottom) / max(len(values), 1)
+    label_room = min(max((len(s) for s in labels), default=0) * CHAR_WIDTH + 12, width * 0.4)
+    left = label_room + (22 if y_label else 0) + 4
+    right = width - 56
+    parts = [_open(width, height, title, "chart bar-chart")]
+    if not values:
+        return _finish(parts + [_no_data(width, height)])
+    ticks = nice_ticks(min(0.0, *values, *guides.values()), max(0.0, *values, *guides.values()))
+    scale = _Scale(ticks[0], ticks[-1], left, right)
+    plot_top, plot_bottom = top, height - bottom
+    for tick, text in zip(ticks, _tick_labels(ticks)):
+        x = scale(tick)
+        parts.append(_line(x, plot_top, x, plot_bottom, GRID_COLOUR, "grid"))
+        parts.append(_text(x, plot_bottom + 16, text, "tick", anchor="middle"))
+    for index, (label, value) in enumerate(zip(labels, values)):
+        y = plot_top + index * row
+        x0, x1 = sorted((scale(0.0), scale(value)))
+        colour = HIGHLIGHT_COLOUR if index in highlight else BAR_COLOUR
+        marker = ' data-highlight="true"' if index in highlight else ""
+        tip = f"{label}: {_exact(value)}"
+        parts.append(
+            f'<rect class="bar" x="{_f(x0)}" y="{_f(y + row * 0.15)}" width="{_f(max(x1 - x0, 0.5))}" height="{_f(row * 0.7)}" '
+            f'fill="{colour}"{marker}><title>{_esc(tip)}</title></rect>'
+        )
+        middle = y + row / 2 + 4
+        parts.append(_text(left - 8, middle, _fit(label, label_room - 12), "label", anchor="end", tip=label))
+        value_x, anchor = (scale(value) + 4, "start") if value >= 0 else (scale(0.0) + 4, "start")
+        parts.append(_text(value_x, middle, _short(value), "value", anchor=anchor, fill="#555555"))
+    parts.append(_line(scale(0.0), plot_top, scale(0.0), plot_bottom, AXIS_COLOUR, "axis"))
+    for name, value in sorted(guides.items(), key=lambda item: item[1]):
+        x = scale(value)
+        parts.append(_line(x, plot_top - 4, x, plot_bottom, GUIDE_COLOUR, "guide", dash=True))
+        parts.append(_text(x, plot_top - 8, name, "guide-label", anchor="middle", fill="#666666", size=11))
+    if x_label:
+        parts.append(_text((left + right) / 2, height - 8, x_label, "axis-label", anchor="middle"))
+    if y_label:
+        parts.append(_vertical_text(14, (plot_top + plot_bottom) / 2, y_label))
+    return _finish(parts)
+
+
+def line_chart(
+    xs_labels: Sequence[str],
+    series: dict[str, Sequence[float]],
+    *,
+    title: str,
+    y_label: str = "",
+    x_label: str = "",
+    guides: dict[str, float] | None = None,
+    width: int = 720,
+    height: int = 360,
+) -> str:
+    """One polyline with points per series over evenly spaced categories `xs_labels`.
+
+    The y axis spans the data (not necessarily zero) plus any `guides` (name -> value, dashed lines).
+    Category labels are rotated when they do not fit side by side and thinned when even rotated they
+    would overlap. A legend appears for more than one series. Raises ValueError when a series' length
+    differs from the number of categories or a value is not finite.
+    """
+    guides = guides or {}
+    for name, values in series.items():
+        _check_values(values)
+        if len(values) != len(xs_labels):
+            raise ValueError(f"series {name!r} has {len(values)} values for {len(xs_labels)} categories")
+    left, right, top = 64, width - 20, 40 + (18 if len(series) > 1 else 0)
+    slot = (right - left) / max(len(xs_labels), 1)
+    longest = min(max((len(s) for s in xs_labels), default=0), 24) * CHAR_WIDTH
+    rotated = longest > slot - 6
+    every = max(1, math.ceil(16 / slot)) if rotated else 1
+    bottom = 26 + (longest * 0.71 if rotated else 0) + (20 if x_label else 0)
+    plot_bottom = height - bottom
+    parts = [_open(width, height, title, "chart line-chart")]
+    values = [v for vs in series.values() for v in vs] + list(guides.values())
+    if not xs_labels or not values:
+        return _finish(parts + [_no_data(width, height)])
+    ticks = nice_ticks(min(values), max(values))
+    scale = _Scale(ticks[0], ticks[-1], plot_bottom, top)
+    for tick, text in zip(ticks, _tick_labels(ticks)):
+        y = scale(tick)
+        parts.append(_line(left, y, right, y, GRID_COLOUR, "grid"))
+        parts.append(_text(left - 6, y + 4, text, "tick", anchor="end"))
+    parts.append(_line(left, plot_bottom, right, plot_bottom, AXIS_COLOUR, "axis"))
+    xs = [left + slot * (i + 0.5) for i in range(len(xs_labels))]
+    for index, (x, label) in enumerate(zip(xs, xs_labels)):
+        if index % every:
+            continue
+        shown = _fit(label, 24 * CHAR_WIDTH)
+        if rotated:
+            parts.append(
+                f'<text class="tick" x="{_f(x)}" y="{_f(plot_bottom + 12)}" text-anchor="end" fill="{TEXT_COLOUR}" '
+                f'transform="rotate(-45 {_f(x)} {_f(plot_bottom + 12)})">{_esc(shown)}<title>{_esc(label)}</title></text>'
+            )
+        else:
+            parts.append(_text(x, plot_bottom + 16, shown, "tick", anchor="middle", tip=label))
+    for name, value in sorted(guides.items(), key=lambda item: item[1]):
+        y = scale(value)
+        parts.append(_line(left, y, right, y, GUIDE_COLOUR, "guide", dash=True))
+        parts.append(_text(right - 4, y - 4, name, "guide-label", anchor="end", fill="#666666", size=11))
+    for number, (name, values) in enumerate(series.items()):
+        colour = SERIES_COLOURS[number % len(SERIES_COLOURS)]
+        points = " ".join(f"{_f(x)},{_f(scale(v))}" for x, v in zip(xs, values))
+        parts.append(f'<polyline class="line" points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        for x, label, value in zip(xs, xs_labels, values):
+            tip = f"{label} ({name}): {_exact(value)}" if len(series) > 1 else f"{label}: {_exact(value)}"
+            parts.append(f'<circle class="point" cx="{_f(x)}" cy="{_f(scale(value))}" r="3.5" fill="{colour}"><title>{_esc(tip)}</title></circle>')
+        if len(series) > 1:
+            lx = left + number * 160
+            parts.append(_line(lx, top - 22, lx + 18, top - 22, colour, "legend", thick=True))
+            parts.append(_text(lx + 24, top - 18, name, "legend"))
+    if y_label:
+        parts.append(_vertical_text(16, (top + plot_bottom) / 2, y_label))
+    if x_label:
+        parts.append(_text((left + right) / 2, height - 8, x_label, "axis-label", anchor="middle"))
+    return _finish(parts)
+
+
+def histogram_chart(values: Sequence[float], bins: int | Sequence[float], title: str, x_label: str, *, width: int = 720, height: int = 320) -> str:
+    """Counts of `values` in `bins` (a number of equal bins over the data, or increasing bin edges).
+
+    Bins are half open [a, b) except the last, which includes its upper edge; with explicit edges,
+    values outside them are not counted. Raises ValueError for non-finite values or bad bins.
+    """
+    _check_values(values)
+    parts = [_open(width, height, title, "chart histogram")]
+    if not values:
+        return _finish(parts + [_no_data(width, height)])
+    edges = _edges(values, bins)
+    counts = [0] * (len(edges) - 1)
+    for value in values:
+        if edges[0] <= value <= edges[-1]:
+            counts[min(bisect.bisect_right(edges, value) - 1, len(counts) - 1)] += 1
+    left, right, top, bottom = 56, width - 20, 34, height - (48 if x_label else 30)
+    x_ticks = nice_ticks(edges[0], edges[-1])
+    y_ticks = [float(i) for i in range(max(counts) + 1)] if max(counts) <= 5 else nice_ticks(0, max(counts))
+    x_scale, y_scale = _Scale(x_ticks[0], x_ticks[-1], left, right), _Scale(0, max(y_ticks[-1], 1.0), bottom, top)
+    for tick, text in zip(y_ticks, _tick_labels(y_ticks)):
+        parts.append(_line(left, y_scale(tick), right, y_scale(tick), GRID_COLOUR, "grid"))
+        parts.append(_text(left - 6, y_scale(tick) + 4, text, "tick", anchor="end"))
+    for tick, text in zip(x_ticks, _tick_labels(x_ticks)):
+        parts.append(_text(x_scale(tick), bottom + 16, text, "tick", anchor="middle"))
+    for index, count in enumerate(counts):
+        lo, hi = edges[index], edges[index + 1]
+        x0, x1, y = x_scale(lo), x_scale(hi), y_scale(count)
+        closing = "]" if index == len(counts) - 1 else ")"
+        tip = f"[{_exact(lo)}, {_exact(hi)}{closing}: {count}"
+        parts.append(
+            f'<rect class="bar" x="{_f(x0 + 0.5)}" y="{_f(y)}" width="{_f(max(x1 - x0 - 1, 0.5))}" height="{_f(bottom - y)}" '
+            f'fill="{BAR_COLOUR}"><title>{_esc(tip)}</title></rect>'
+        )
+    parts.append(_line(left, bottom, right, bottom, AXIS_COLOUR, "axis"))
+    parts.append(_vertical_text(14, (top + bottom) / 2, "count"))
+    if x_label:
+        parts.append(_text((left + right) / 2, height - 8, x_label, "axis-label", anchor="middle"))
+    return _finish(parts)
+
+
+class _Scale:
+    """Linear map from the data interval [lo, hi] to pixels [start, end] (end < start for a y axis)."""
+
+    def __init__(self, lo: float, hi: float, start: float, end: float):
+        self.lo, self.span, self.start, self.extent = lo, (hi - lo) or 1.0, start, end - start
+
+    def __call__(self, value: float) -> float:
+        return self.start + (value - self.lo) / self.span * self.extent
+
+
+def _edges(values: Sequence[float], bins: int | Sequence[float]) -> list[float]:
+    if isinstance(bins, int):
+        if bins < 1:
+            raise ValueError(f"need at least one bin, got {bins}")
+        lo, hi = min(values), max(values)
+        if lo == hi:
+            lo, hi = lo - 0.5, hi + 0.5
+        return [lo + (hi - lo) * i / bins for i in range(bins)] + [hi]
+    edges = [float(e) for e in bins]
+    _check_values(edges)
+    if len(edges) < 2 or any(b <= a for a, b in itertools.pairwise(edges)):
+        raise ValueError("bin edges must be at least two increasing numbers")
+    return edges
+
+
+def _check_values(values: Sequence[float]) -> None:
+    bad = [v for v in values if not math.isfinite(v)]
+    if bad:
+        raise ValueError(f"cannot plot non-finite values: {bad[:3]}")
+
+
+def _open(width: int, height: int, title: str, css_class: str) -> str:
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="{css_class}" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        f'{FONT} role="img"><title>{_esc(title)}</title>'
+        f'<rect class="background" x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>'
+        f'<text class="chart-title" x="12" y="20" font-size="14" font-weight="bold" fill="{TEXT_COLOUR}">{_esc(title)}</text>'
+    )
+
+
+def _finish(parts: list[str]) -> str:
+    return "\n".join(parts) + "\n</svg>\n"
+
+
+def _no_data(width: int, height: int) -> str:
+    return _text(width / 2, height / 2, "no data", "no-data", anchor="middle", fill="#888888")
+
+
+def _line(x1: float, y1: float, x2: float, y2: float, colour: str, css_class: str, dash: bool = False, thick: bool = False) -> str:
+    style = ' stroke-dasharray="5 4"' if dash else ""
+    return f'<line class="{css_class}" x1="{_f(x1)}" y1="{_f(y1)}" x2="{_f(x2)}" y2="{_f(y2)}" stroke="{colour}" stroke-width="{2 if thick else 1}"{style}/>'
+
+
+def _text(x: float, y: float, text: str, css_class: str, anchor: str = "start", fill: str = TEXT_COLOUR, size: int | None = None, tip: str | None = None) -> str:
+    font = f' font-size="{size}"' if size else ""
+    title = f"<title>{_esc(tip)}</title>" if tip is not None and tip != text else ""
+    return f'<text class="{css_class}" x="{_f(x)}" y="{_f(y)}" text-anchor="{anchor}" fill="{fill}"{font}>{_esc(text)}{title}</text>'
+
+
+def _vertical_text(x: float, y: float, text: str) -> str:
+    return f'<text class="axis-label" x="{_f(x)}" y="{_f(y)}" text-anchor="middle" fill="{TEXT_COLOUR}" transform="rotate(-90 {_f(x)} {_f(y)})">{_esc(text)}</text>'
+
+
+def _fit(label: str, room: float) -> str:
+    """`label` shortened with an ellipsis to about `room` pixels; the full text goes in the tooltip."""
+    chars = max(int(room / CHAR_WIDTH), 4)
+    return label if len(label) <= chars else label[: chars - 1] + "\u2026"
+
+
+def _tick_labels(ticks: list[float]) -> list[str]:
+    decimals = max(_decimals(t) for t in ticks)
+    return [f"{t:.{decimals}f}" for t in ticks]
+
+
+def _decimals(value: float) -> int:
+    """Digits after the point needed to write `value` (a tick) exactly."""
+    for decimals in range(12):
+        if abs(round(value, decimals) - value) <= 1e-9 * max(abs(value), 1e-12):
+            return decimals
+    return 12
+
+
+def _clean(value: float) -> float:
+    return 0.0 if value == 0 else value  # no "-0" tick
+
+
+def _exact(value: float) -> str:
+    """Shortest text that reads back as the same float (Python's repr); integers without '.0'."""
+    value = float(value)
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+
+
+def _short(value: float) -> str:
+    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3g}"
+
+
+def _f(value: float) -> str:
+    """A pixel coordinate with at most two decimals, so output is compact and byte-stable."""
+    text = f"{value:.2f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def _esc(text: str) -> str:
+    return html.escape(str(text), quote=True)

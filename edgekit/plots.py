@@ -23,6 +23,8 @@ HIGHLIGHT_COLOUR = "#d9822b"
 GUIDE_COLOUR = "#9a9a9a"
 SERIES_COLOURS = ("#5b84b1", "#d9822b", "#5a9e6f", "#8e6bb3", "#b5515b")
 CHAR_WIDTH = 6.8  # average advance of a 12 px sans-serif character, for laying out labels without a font
+MAX_LABEL_CHARS = 60  # longer bar labels are cut in the middle
+MIN_PLOT_WIDTH = 360  # a bar chart grows wider rather than squeeze its bars behind long labels
 NICE_STEPS = (1.0, 2.0, 2.5, 5.0, 10.0)
 
 
@@ -64,7 +66,9 @@ def bar_chart(
 
     x_label names the value axis (horizontal), y_label the categories. highlight: indices of bars drawn
     in the warning colour. guides: name -> value, dashed reference lines across the bars. height: None
-    sizes the chart to the number of bars. Bars grow from zero, so negative values point left.
+    sizes the chart to the number of bars. Bars grow from zero, so negative values point left. The
+    chart grows wider than `width` when long labels need the room; labels beyond 60 characters are
+    cut in the middle, the full name staying in the tooltip.
     Raises ValueError when labels and values differ in length or a value is not finite.
     """
     _check_values(values)
@@ -76,8 +80,9 @@ def bar_chart(
     bottom = 30 + (18 if x_label else 0)
     height = height or int(top + max(len(values), 1) * row + bottom)
     row = (height - top - bottom) / max(len(values), 1)
-    label_room = min(max((len(s) for s in labels), default=0) * CHAR_WIDTH + 12, width * 0.4)
+    label_room = min(max((len(s) for s in labels), default=0), MAX_LABEL_CHARS) * CHAR_WIDTH + 12
     left = label_room + (22 if y_label else 0) + 4
+    width = max(width, int(left + MIN_PLOT_WIDTH + 56))
     right = width - 56
     parts = [_open(width, height, title, "chart bar-chart")]
     if not values:
@@ -101,8 +106,8 @@ def bar_chart(
         )
         middle = y + row / 2 + 4
         parts.append(_text(left - 8, middle, _fit(label, label_room - 12), "label", anchor="end", tip=label))
-        value_x, anchor = (scale(value) + 4, "start") if value >= 0 else (scale(0.0) + 4, "start")
-        parts.append(_text(value_x, middle, _short(value), "value", anchor=anchor, fill="#555555"))
+        # The number sits right of the bar's zero-side end for negative bars, never over the labels.
+        parts.append(_text(scale(max(value, 0.0)) + 4, middle, _short(value), "value", fill="#555555"))
     parts.append(_line(scale(0.0), plot_top, scale(0.0), plot_bottom, AXIS_COLOUR, "axis"))
     for name, value in sorted(guides.items(), key=lambda item: item[1]):
         x = scale(value)
@@ -138,7 +143,7 @@ def line_chart(
         _check_values(values)
         if len(values) != len(xs_labels):
             raise ValueError(f"series {name!r} has {len(values)} values for {len(xs_labels)} categories")
-    left, right, top = 64, width - 20, 40 + (18 if len(series) > 1 else 0)
+    left, right, top = 64, width - (48 if guides else 20), 40 + (18 if len(series) > 1 else 0)
     slot = (right - left) / max(len(xs_labels), 1)
     longest = min(max((len(s) for s in xs_labels), default=0), 24) * CHAR_WIDTH
     rotated = longest > slot - 6
@@ -171,7 +176,7 @@ def line_chart(
     for name, value in sorted(guides.items(), key=lambda item: item[1]):
         y = scale(value)
         parts.append(_line(left, y, right, y, GUIDE_COLOUR, "guide", dash=True))
-        parts.append(_text(right - 4, y - 4, name, "guide-label", anchor="end", fill="#666666", size=11))
+        parts.append(_text(right + 4, y + 4, name, "guide-label", fill="#666666", size=11))
     for number, (name, values) in enumerate(series.items()):
         colour = SERIES_COLOURS[number % len(SERIES_COLOURS)]
         points = " ".join(f"{_f(x)},{_f(scale(v))}" for x, v in zip(xs, values))
@@ -205,7 +210,7 @@ def histogram_chart(values: Sequence[float], bins: int | Sequence[float], title:
     for value in values:
         if edges[0] <= value <= edges[-1]:
             counts[min(bisect.bisect_right(edges, value) - 1, len(counts) - 1)] += 1
-    left, right, top, bottom = 56, width - 20, 34, height - (48 if x_label else 30)
+    left, right, top, bottom = 56, width - 28, 34, height - (48 if x_label else 30)
     x_ticks = nice_ticks(edges[0], edges[-1])
     y_ticks = [float(i) for i in range(max(counts) + 1)] if max(counts) <= 5 else nice_ticks(0, max(counts))
     x_scale, y_scale = _Scale(x_ticks[0], x_ticks[-1], left, right), _Scale(0, max(y_ticks[-1], 1.0), bottom, top)
@@ -294,9 +299,15 @@ def _vertical_text(x: float, y: float, text: str) -> str:
 
 
 def _fit(label: str, room: float) -> str:
-    """`label` shortened with an ellipsis to about `room` pixels; the full text goes in the tooltip."""
-    chars = max(int(room / CHAR_WIDTH), 4)
-    return label if len(label) <= chars else label[: chars - 1] + "\u2026"
+    """`label` shortened to about `room` pixels; the full text goes in the tooltip.
+
+    The ellipsis goes in the middle: node names like /encoder/layers.11/attn/MatMul differ at both ends.
+    """
+    chars = max(int(room / CHAR_WIDTH), 5)
+    if len(label) <= chars:
+        return label
+    tail = (chars - 1) // 2
+    return label[: chars - 1 - tail] + "\u2026" + label[len(label) - tail :]
 
 
 def _tick_labels(ticks: list[float]) -> list[str]:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -32,9 +33,9 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run from a checkout without installing edgekit
 
-import edgekit  # noqa: E402
-from edgekit import console, versions  # noqa: E402
-from edgekit.benchmark import machine_description  # noqa: E402
+import edgekit
+from edgekit import console, versions
+from edgekit.benchmark import machine_description
 
 MODELS = {
     "demo": REPO / "edgekit" / "demo" / "digits_cnn.py",
@@ -98,29 +99,33 @@ def compare_model(name: str, out_dir: Path, images: np.ndarray, labels: np.ndarr
     for method, recipe in EDGEKIT_RECIPES.items():
         advance(f"{name}: edgekit {recipe}")
         path = out_dir / f"{name}.edgekit-{method}.onnx"
-        evaluate(EDGEKIT, method, path, timed(lambda: quantize_edgekit(fp32, recipe, path)))
+        evaluate(EDGEKIT, method, path, timed(quantize_edgekit, fp32, recipe, path))
 
     advance(f"{name}: ONNX Runtime quant_pre_process")
     preprocessed = out_dir / f"{name}.ort-pre.onnx"
-    pre_seconds = timed(lambda: quiet_call(quant_pre_process, str(fp32), str(preprocessed)))
+    pre_seconds = timed(quiet_call, quant_pre_process, str(fp32), str(preprocessed))
     for method, calibrate_method in ORT_METHODS.items():
         advance(f"{name}: ONNX Runtime {method}")
         path = out_dir / f"{name}.ort-{method}.onnx"
         # Per-row time includes the one shared pre-processing pass: it is part of ORT's recipe.
-        evaluate(ORT, method, path, pre_seconds + timed(lambda: quantize_ort(preprocessed, calibrate_method, path)))
+        evaluate(ORT, method, path, pre_seconds + timed(quantize_ort, preprocessed, calibrate_method, path))
     return rows
 
 
 def export_fp32(name: str, path: Path) -> float:
-    """Export the model to `path` unless a copy newer than its source and weights exists; seconds taken."""
+    """Export the model to `path` unless a copy newer than its source and weights exists.
+
+    Returns the seconds taken, NaN when the cached copy was used.
+    """
     source = MODELS[name]
     inputs = [source, *source.parent.glob(f"{source.stem}*.pt")]
     if path.exists() and path.stat().st_mtime >= max(p.stat().st_mtime for p in inputs):
-        return 0.0
-    return timed(lambda: edgekit.export(f"{source}:{FACTORIES[name]}", path, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME]))
+        return float("nan")
+    return timed(edgekit.export, f"{source}:{FACTORIES[name]}", path, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
 
 
 def quantize_edgekit(fp32: Path, recipe: str, output: Path) -> None:
+    """edgekit's Python API, exactly as `edgekit quantize FP32 --calib CALIB --recipe RECIPE -o OUTPUT`."""
     edgekit.quantize(fp32, CALIB_DATA, output, recipe=recipe)
 
 
@@ -166,7 +171,17 @@ def run_model(path: Path, images: np.ndarray) -> np.ndarray:
     return np.concatenate([session.run([OUTPUT_NAME], {INPUT_NAME: image})[0] for image in images])
 
 
-def make_row(model: str, quantizer: str, method: str, logits: np.ndarray, reference: np.ndarray, labels: np.ndarray, fp32_top1: float | None, seconds: float, path: Path) -> Row:
+def make_row(
+    model: str,
+    quantizer: str,
+    method: str,
+    logits: np.ndarray,
+    reference: np.ndarray,
+    labels: np.ndarray,
+    fp32_top1: float | None,
+    seconds: float,
+    path: Path,
+) -> Row:
     top1 = top1_percent(logits, labels)
     drop = 0.0 if fp32_top1 is None else fp32_top1 - top1
     return Row(model, quantizer, method, top1, drop, sqnr_db(reference, logits), seconds, path)
@@ -206,19 +221,47 @@ def outcome(ours: float, theirs: float) -> str:
     return "edgekit ahead" if ours > theirs else "tie" if ours == theirs else "ONNX Runtime ahead"
 
 
-def notes() -> list[str]:
+def notes(rows: list[Row]) -> list[str]:
+    """What a reader needs to judge the table: data, settings, structural differences, machine."""
     found = versions.collect()
+    quantized = [r for r in rows if r.quantizer != FP32]
+    int8_logits = sorted({r.quantizer for r in quantized if output_is_int8(r.path)})
+    float_logits = sorted({r.quantizer for r in quantized if not output_is_int8(r.path)})
+    with np.load(CALIB_DATA) as calib, np.load(EVAL_DATA) as held_out:
+        counts = len(calib[INPUT_NAME]), len(held_out[INPUT_NAME])
     return [
-        f"Calibration: {CALIB_DATA.relative_to(REPO)} (180 samples) for every quantizer; evaluation: {EVAL_DATA.relative_to(REPO)} (360 held-out samples).",
-        "Every model runs in ONNX Runtime's CPU provider with default graph optimizations, one thread. "
-        "SQNR: 10 log10(sum fp32^2 / sum (fp32 - int8)^2) over all eval logits.",
-        "ONNX Runtime: quant_pre_process first (for ONNX Runtime only, as it recommends), then quantize_static "
-        "with QDQ, per_channel=True, QInt8 activations and weights, otherwise its defaults.",
-        "edgekit: the quant/*.toml presets (minmax = int8-default). time s: fp32 = export; "
-        "edgekit = quantize incl. its own verification; ONNX Runtime = quant_pre_process + quantize_static.",
-        f"Machine: {machine_description()}. Versions: onnxruntime {found['onnxruntime']}, onnx {found['onnx']}, "
-        f"torch {found['torch']}, edgekit {found['edgekit']}.",
+        (
+            f"Calibration: {CALIB_DATA.relative_to(REPO)} ({counts[0]} samples) for every quantizer; "
+            f"evaluation: {EVAL_DATA.relative_to(REPO)} ({counts[1]} held-out samples)."
+        ),
+        (
+            "Every model runs in ONNX Runtime's CPU provider with default graph optimizations, one thread. "
+            "SQNR: 10 log10(sum fp32^2 / sum (fp32 - int8)^2) over all eval logits."
+        ),
+        (
+            "ONNX Runtime: quant_pre_process first (for ONNX Runtime only, as it recommends), then quantize_static "
+            "with QDQ, per_channel=True, QInt8 activations and weights, otherwise its defaults. Its Entropy calibrator "
+            "keeps num_bins = num_quantized_bins = 128, which quantize_static's extra_options cannot change: one candidate "
+            "threshold, so it usually returns the min-max range (onnxruntime issue #9597)."
+        ),
+        (
+            "edgekit: the quant/*.toml presets (minmax = int8-default). time s: fp32 = export; "
+            "edgekit = quantize incl. its own verification; ONNX Runtime = quant_pre_process + quantize_static."
+        ),
+        # With equal ranges, an int8 model output alone costs SQNR: say who quantizes it.
+        f"Model output (logits) stored as int8 by: {', '.join(int8_logits) or 'none'}; left float by: {', '.join(float_logits) or 'none'}.",
+        (
+            f"Machine: {machine_description()}. Versions: onnxruntime {found['onnxruntime']}, onnx {found['onnx']}, "
+            f"torch {found['torch']}, edgekit {found['edgekit']}."
+        ),
     ]
+
+
+def output_is_int8(path: Path) -> bool:
+    """Whether a graph output of the ONNX file at `path` comes out of a DequantizeLinear."""
+    graph = onnx.load(str(path)).graph
+    producers = {name: node.op_type for node in graph.node for name in node.output}
+    return any(producers.get(output.name) == "DequantizeLinear" for output in graph.output)
 
 
 def table(rows: list[Row]) -> Table:
@@ -235,22 +278,26 @@ def table(rows: list[Row]) -> Table:
 def markdown(rows: list[Row]) -> str:
     lines = ["| model | quantizer | method | top-1 % | drop (pt) | SQNR dB | time s |", "|---|---|---|--:|--:|--:|--:|"]
     lines += ["| " + " | ".join(cells(row)) + " |" for row in rows]
-    return "\n".join(["# edgekit vs ONNX Runtime int8 quantization", "", *lines, "", *[f"- {line}" for line in verdicts(rows) + notes()], ""])
+    return "\n".join(
+        ["# edgekit vs ONNX Runtime int8 quantization", "", *lines, "", *[f"- {line}" for line in verdicts(rows) + notes(rows)], ""]
+    )
 
 
 def cells(row: Row) -> list[str]:
     sqnr = "-" if row.quantizer == FP32 else f"{row.sqnr_db:.1f}"
     drop = "-" if row.quantizer == FP32 else f"{row.drop:+.2f}"
-    return [row.model, row.quantizer, row.method, f"{row.top1:.2f}", drop, sqnr, f"{row.seconds:.1f}"]
+    seconds = "cached" if np.isnan(row.seconds) else f"{row.seconds:.1f}"
+    return [row.model, row.quantizer, row.method, f"{row.top1:.2f}", drop, sqnr, seconds]
 
 
 def group_by_model(rows: list[Row]) -> list[list[Row]]:
     return [[r for r in rows if r.model == model] for model in dict.fromkeys(r.model for r in rows)]
 
 
-def timed(action: Callable[[], object]) -> float:
+def timed(function: Callable, *args, **kwargs) -> float:
+    """Seconds that function(*args, **kwargs) took; its result is dropped."""
     started = time.perf_counter()
-    action()
+    function(*args, **kwargs)
     return time.perf_counter() - started
 
 
@@ -270,13 +317,15 @@ def quiet_call(function: Callable, *args, **kwargs):
 def progress(total: int) -> Iterator[Callable[[str], None]]:
     """A stderr progress bar; yields a function that starts the next step, named by its label."""
     was_quiet, console.quiet = console.quiet, True  # edgekit's own spinners would clash with the bar
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console.err, transient=True) as bar:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console.err, transient=True, disable=was_quiet) as bar:
         task = bar.add_task("starting", total=total)
-        started = [False]
+        done = -1
 
         def advance(label: str) -> None:
-            bar.update(task, description=label, advance=1 if started[0] else 0)
-            started[0] = True
+            nonlocal done
+            done += 1
+            bar.update(task, description=label, completed=done)
 
         try:
             yield advance
@@ -292,11 +341,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", type=Path, help="also write the table and notes as Markdown here")
     args = parser.parse_args(argv)
 
-    rows = compare([m.strip() for m in args.models.split(",") if m.strip()], args.out)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in models if m not in MODELS]
+    if unknown or not models:
+        parser.error(f"--models: unknown model {unknown[0]!r}" if unknown else "--models: name at least one model")
+    rows = compare(models, args.out)
     console.out.print(table(rows))
     for line in verdicts(rows):
         console.out.print(line)
-    for line in notes():
+    for line in notes(rows):
         console.out.print(f"[dim]{line}[/]")
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)

@@ -23,9 +23,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing edgekit
 sys.path.insert(0, str(REPO / "scripts"))
 
-from train_demo_model import SEED, evaluate, make_deterministic, random_shift, save_weights, split_digits  # noqa: E402
+from train_demo_model import SEED, evaluate, make_deterministic, random_shift, save_weights, split_digits
 
-from edgekit.demo.digits_concat import WEIGHTS, ResidualConcatNet  # noqa: E402
+from edgekit.demo.digits_concat import WEIGHTS, ResidualConcatNet
 
 # Twice the demo model's epochs: without batch normalization this network leaves its
 # initial plateau only in the one-cycle warm-up's later steps.

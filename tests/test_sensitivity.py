@@ -102,10 +102,13 @@ def test_bar_chart_single_bar_empty_and_deterministic():
 
 
 def test_bar_chart_long_labels_are_shortened_with_the_full_name_as_tooltip():
-    name = "/encoder/layers.11/self_attn/out_proj/MatMul_quant_with_a_very_long_tail"
+    name = "/model/encoder/layers.11/self_attn/out_proj/MatMul_quant_with_a_very_long_tail (MatMul)"
     root = svg_root(bar_chart([name], [20.0], title="t", x_label="", y_label="", width=600))
+    assert int(root.get("width")) > 600  # grown so the bars keep their room
     label = next(e for e in root.iter(f"{SVG}text") if e.get("class") == "label")
-    assert label.text.endswith("\u2026") and len(label.text) < len(name) and label.find(f"{SVG}title").text == name
+    head, tail = label.text.split("\u2026")  # cut in the middle: both ends tell layers apart
+    assert name.startswith(head) and name.endswith(tail) and head and tail and len(label.text) < len(name)
+    assert label.find(f"{SVG}title").text == name
 
 
 def test_bar_chart_rejects_mismatch_and_non_finite():

@@ -66,11 +66,12 @@ def meet_budget(job, quantized: QuantizedModel, budget: AccuracyBudget) -> tuple
     forced: dict[str, str] = {}
     for layer in ranking:
         drop_before = float_score - score
-        forced[layer.node] = f"accuracy budget: fell back to float ({metric} drop {drop_before:.4g} > {budget.max_drop:g}; SQNR alone {layer.sqnr_db:.1f} dB)"
+        for node in layer.nodes:  # a layer falls back with the Relu/Clip fused into it
+            forced[node] = f"accuracy budget: fell back to float ({metric} drop {drop_before:.4g} > {budget.max_drop:g}; SQNR alone {layer.sqnr_db:.1f} dB)"
         quantized = build_qdq(job.view, job.recipe, job.calibration, forced)
         score = evaluate(quantized.model)
         fallbacks.append({
-            "node": layer.node, "op_type": layer.op_type, "metric": metric, "sqnr_db_alone": round(layer.sqnr_db, 3),
+            "node": layer.node, "op_type": layer.op_type, "nodes": list(layer.nodes), "metric": metric, "sqnr_db_alone": round(layer.sqnr_db, 3),
             "score_before": round(float_score - drop_before, 6), "score_after": round(score, 6),
             "drop_before": round(drop_before, 6), "drop_after": round(float_score - score, 6),
         })

@@ -31,6 +31,7 @@ class QuantizedModel:
     activations: dict[str, QuantParams]
     constants: dict[str, QuantizedConstant]
     bias_clipped: dict[str, int] = field(default_factory=dict)
+    forced: dict[str, str] = field(default_factory=dict)  # nodes built in float on request (budget)
 
 
 def prepare_model(path: Path) -> onnx.ModelProto:
@@ -75,7 +76,7 @@ def build_qdq(view: GraphView, recipe: Recipe, calibration: Calibration, float_n
             params = weight_params(value, None)
         constants[const.key] = QuantizedConstant(params, quantize(value, params))
     model = write_qdq(view, plan, activations, constants)
-    return QuantizedModel(model, plan, activations, constants, clipped)
+    return QuantizedModel(model, plan, activations, constants, clipped, dict(float_nodes or {}))
 
 
 @dataclass

@@ -116,9 +116,14 @@ class Plan:
     constants: list[ConstantPlan]
     fused: dict[str, str]  # tensor -> the Relu/Clip node that runs in its producer's integer output
     notes: dict[str, list[str]]  # node -> extra facts for the record (bias left float, ...)
+    producers: dict[str, str] = field(default_factory=dict)  # fused tensor -> its producer node
 
     def quantized_nodes(self) -> set[str]:
         return {d.name for d in self.nodes if d.quantized}
+
+    def fused_producer(self, activation: str) -> str:
+        """The node whose integer output the fused Relu/Clip `activation` runs in."""
+        return next(self.producers[t] for t, node in self.fused.items() if node == activation)
 
     def root(self, tensor: str) -> str:
         """The tensor whose calibrated parameters `tensor` uses (itself unless it passes scales through)."""
@@ -168,7 +173,7 @@ def make_plan(view: GraphView, recipe: Recipe, extreme: dict[str, str] | None = 
             if source in activations and tensor == producer.output[0]:
                 entry.shares_with = source
     _link_biases(constants, activations, fused, view)
-    return Plan(decisions, activations, constants, fused, notes)
+    return Plan(decisions, activations, constants, fused, notes, {t: view.producer[t].name for t in fused})
 
 
 def _decide(view: GraphView, recipe: Recipe, node: onnx.NodeProto, extreme: dict[str, str], float_nodes: dict[str, str]) -> NodeDecision:

@@ -26,6 +26,7 @@ class LayerSensitivity:
 
     node: str
     op_type: str
+    nodes: tuple[str, ...]  # the node and the Relu/Clip fused into its output
     sqnr_db: float
     cosine_mean: float
 
@@ -41,38 +42,51 @@ class LayerError:
     cosine_mean: float
 
 
-def layers(quantized: QuantizedModel) -> list[str]:
-    """Quantized nodes that compute something (pass-through ops only reuse their input's scale)."""
-    return [d.name for d in quantized.plan.nodes if d.quantized and not QUANTIZERS[d.op_type].passes_scale]
+def layers(quantized: QuantizedModel) -> dict[str, list[str]]:
+    """Layer -> the nodes it stands for: quantized nodes that compute something, each with the
+    Relu/Clip that runs inside its integer output (pass-through ops only reuse their input's scale)."""
+    fused_into = {activation: quantized.plan.fused_producer(activation) for activation in quantized.plan.fused.values()}
+    groups = {}
+    for d in quantized.plan.nodes:
+        if d.quantized and not QUANTIZERS[d.op_type].passes_scale and d.name not in fused_into:
+            groups[d.name] = [d.name]
+    for activation, producer in fused_into.items():
+        groups[producer].append(activation)
+    return groups
 
 
 def layer_sensitivity(job, quantized: QuantizedModel, samples: int = SAMPLES) -> list[LayerSensitivity]:
     """Every layer quantized alone, most sensitive (lowest SQNR) first; ties keep graph order."""
     subset = _subset(job.dataset, samples)
     reference = run_outputs(Reference(job.view.model), subset)
-    names = layers(quantized)
+    groups = layers(quantized)
     ops = {d.name: d.op_type for d in quantized.plan.nodes}
     results = []
-    with console.progress(len(names), "sensitivity: one layer at a time") as advance:
-        for name in names:
-            others = {other: "analysis: only one layer quantized" for other in names if other != name}
-            alone = build_qdq(job.view, job.recipe, job.calibration, others)
+    with console.progress(len(groups), "sensitivity: one layer at a time") as advance:
+        for name, members in groups.items():
+            others = {other: "analysis: only one layer quantized" for group, nodes in groups.items() if group != name for other in nodes}
+            alone = build_qdq(job.view, job.recipe, job.calibration, {**quantized.forced, **others})
             outputs = run_outputs(Reference(alone.model), subset)
-            results.append(LayerSensitivity(name, ops[name], *_compare(reference, outputs)))
+            results.append(LayerSensitivity(name, ops[name], tuple(members), *_compare(reference, outputs)))
             advance()
     return sorted(results, key=lambda r: r.sqnr_db)
 
 
 def accumulated_error(job, quantized: QuantizedModel, samples: int = SAMPLES) -> list[LayerError]:
-    """With every layer quantized: each layer's output against the float model's, in graph order."""
+    """With every layer quantized: each layer's output against the float model's, in graph order.
+
+    A layer's row measures its output before that output is rounded to int8 (the rounding shows
+    in the next layer's row), after a fused Relu/Clip when there is one.
+    """
     subset = _subset(job.dataset, samples)
     nodes = {n.name: n for n in job.view.nodes}
-    tensors = [nodes[name].output[0] for name in layers(quantized)]
+    groups = layers(quantized)
+    tensors = [nodes[members[-1]].output[0] for members in groups.values()]
     float_values = _stack(observed_tensors(job.view.model, tensors, subset, "accumulated error: float"))
     int8_values = _stack(observed_tensors(quantized.model, tensors, subset, "accumulated error: int8"))
     rows = []
-    for name in layers(quantized):
-        tensor = nodes[name].output[0]
+    for name, members in groups.items():
+        tensor = nodes[members[-1]].output[0]
         if tensor in float_values and tensor in int8_values:
             ref, ours = float_values[tensor], int8_values[tensor]
             rows.append(LayerError(name, nodes[name].op_type, tensor, sqnr_db(ref, ours), float(cosines(ref, ours).mean())))
@@ -116,4 +130,5 @@ def _stack(batches) -> dict[str, np.ndarray]:
 
 
 def _rounded(row: dict) -> dict:
-    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
+    # Cosines near 1 differ in the 6th-8th decimal; SQNR needs no more than 4.
+    return {k: (round(v, 8 if k.startswith("cosine") else 4) if isinstance(v, float) else (list(v) if isinstance(v, tuple) else v)) for k, v in row.items()}

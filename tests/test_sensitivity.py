@@ -257,10 +257,17 @@ def test_analyze_demo_model(tmp_path, demo_onnx):
     assert json_path.name == "digits.int8.sensitivity.json" and html_path.name == "digits.int8.sensitivity.html"
     report = json.loads(json_path.read_text())
     graph_order = [n["name"] for n in result.record["nodes"]]
-    computing = [n["name"] for n in result.record["nodes"] if n["precision"] == "int8" and not QUANTIZERS[n["op_type"]].passes_scale]
+    fused = {f["activation"]: f["producer"] for f in result.record["fused"]}
+    computing = [
+        n["name"] for n in result.record["nodes"]
+        if n["precision"] == "int8" and not QUANTIZERS[n["op_type"]].passes_scale and n["name"] not in fused
+    ]
     layers = report["layers"]
 
-    assert sorted(r["node"] for r in layers) == sorted(computing)  # each int8 layer exactly once
+    # Each int8 layer exactly once; a ReLU that runs inside its producer's output belongs to that layer.
+    assert sorted(r["node"] for r in layers) == sorted(computing)
+    for row in layers:
+        assert row["nodes"] == [row["node"], *[a for a, p in fused.items() if p == row["node"]]]
     assert [r["rank"] for r in layers] == list(range(1, len(computing) + 1))
     sqnr = [r["sqnr_db"] for r in layers]
     assert sqnr == sorted(sqnr) and all(math.isfinite(s) and 0 < s < 200 for s in sqnr)

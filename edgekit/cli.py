@@ -121,6 +121,9 @@ def _print_quantize_summary(result) -> None:
     for row in result.agreement:
         checks.add_row(row.output, f"{row.sqnr_db:.1f}", f"{row.cosine_mean:.6f}", f"{row.cosine_min:.6f}", f"{row.max_abs:.3g}")
     console.out.print(checks)
+    if record.get("budget"):
+        b = record["budget"]
+        console.out.print(f"accuracy budget ({b['metric']} on {b['data']}): float {b['float_score']:.4g}, int8 {b['int8_score']:.4g}, drop {b['drop']:.4g} <= {b['max_drop']:g} after {b['fallbacks']} fallbacks")
     for fallback in record["fallbacks"]:
         console.out.print(f"fell back {fallback['node']} ({fallback['op_type']}) to float: {fallback['metric']} drop {fallback['drop_before']:.4g} -> {fallback['drop_after']:.4g}")
     console.out.print(f"wrote {result.model_path} and {result.record_path}")

@@ -43,12 +43,14 @@ def quantize(model: Path, calib: Path, output: Path, recipe: str | Path | None =
         job = start_job(model, calib, recipe)
     quantized = build_qdq(job.view, job.recipe, job.calibration)
     fallbacks: list[dict] = []
+    outcome = None
     if budget is not None:
-        quantized, fallbacks = meet_budget(job, quantized, budget)
+        quantized, fallbacks, outcome = meet_budget(job, quantized, budget)
     clipped = count_clipped(job.view.model, quantized.activations, job.dataset)
     rows = verify(job.view.model, quantized.model, job)
     record_path = record_path_for(output)
     record = make_record(job, quantized, clipped, rows, fallbacks, output)
+    record["budget"] = outcome
     with atomic_file(output) as tmp_model, atomic_file(record_path) as tmp_record:
         onnx.save(quantized.model, str(tmp_model))
         write_record(record, tmp_record)

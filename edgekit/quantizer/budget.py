@@ -50,18 +50,24 @@ def make_evaluator(budget: AccuracyBudget, float_model: onnx.ModelProto) -> tupl
     return _user_evaluator(budget.evaluation), budget.evaluation
 
 
-def meet_budget(job, quantized: QuantizedModel, budget: AccuracyBudget) -> tuple[QuantizedModel, list[dict]]:
+def meet_budget(job, quantized: QuantizedModel, budget: AccuracyBudget) -> tuple[QuantizedModel, list[dict], dict]:
     """Fall back nodes, most sensitive first, until the drop is within budget; GateFailure if it never is.
 
-    Returns the final model and one record entry per fallback with its measured effect.
+    Returns the final model, one record entry per fallback with its measured effect, and the
+    budget's outcome for the record.
     """
     evaluate, metric = make_evaluator(budget, job.view.model)
     float_score = evaluate(job.view.model)
     score = evaluate(quantized.model)
     console.info(f"accuracy budget: {metric} float {float_score:.4f}, int8 {score:.4f}, drop {float_score - score:.4f} (allowed {budget.max_drop:g})")
     fallbacks: list[dict] = []
+
+    def outcome() -> dict:
+        return {"metric": metric, "data": str(budget.data), "max_drop": budget.max_drop, "float_score": round(float_score, 6),
+                "int8_score": round(score, 6), "drop": round(float_score - score, 6), "fallbacks": len(fallbacks)}
+
     if float_score - score <= budget.max_drop:
-        return quantized, fallbacks
+        return quantized, fallbacks, outcome()
     ranking = layer_sensitivity(job, quantized)
     forced: dict[str, str] = {}
     for layer in ranking:
@@ -77,7 +83,7 @@ def meet_budget(job, quantized: QuantizedModel, budget: AccuracyBudget) -> tuple
         })
         console.info(f"fell back {layer.node}: drop {drop_before:.4f} -> {float_score - score:.4f}")
         if float_score - score <= budget.max_drop:
-            return quantized, fallbacks
+            return quantized, fallbacks, outcome()
     raise GateFailure(
         f"accuracy budget not met: {metric} drop {float_score - score:.4g} > {budget.max_drop:g} with all {len(forced)} quantized layers in float",
         "raise --max-drop, or change the recipe (calibration method, data)",

@@ -281,3 +281,20 @@ def test_budget_with_a_user_evaluation_function(tmp_path, demo_onnx):
     assert result.record["fallbacks"]
     assert result.record["fallbacks"][0]["metric"] == f"{script}:evaluate"
     assert result.record["fallbacks"][-1]["drop_after"] <= 2.0
+
+
+@pytest.mark.parametrize(("dtype", "symmetric"), [("uint8", False), ("uint8", True), ("int8", True)])
+def test_activation_dtype_and_symmetry_follow_the_recipe(tmp_path, demo_onnx, dtype, symmetric):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(f'name = "r"\n[activations]\ndtype = "{dtype}"\nsymmetric = {str(symmetric).lower()}\n')
+    result = edgekit.quantize(demo_onnx, CALIB_DATA, tmp_path / "m.int8.onnx", recipe=recipe)
+    activations = [t for t in result.record["tensors"] if t["role"] == "activation"]
+    assert {t["dtype"] for t in activations} == {dtype}
+    if symmetric:
+        assert {t["zero_point"][0] for t in activations} == {0 if dtype == "int8" else 128}
+    else:
+        relu = next(t for t in activations if t["name"] == "relu")
+        assert relu["zero_point"][0] == (0 if dtype == "uint8" else -128)  # [0, max] uses the whole grid
+    qdq = initializers(onnx.load(str(result.model_path)))
+    assert qdq["relu_zero_point"].dtype == np.dtype(dtype)
+    assert top1(demo_onnx) - top1(result.model_path) <= 1.0

@@ -16,6 +16,7 @@ from edgekit.artifact import Manifest, write_manifest
 from edgekit.compiler.fold import fold_model
 from edgekit.compiler.gpu import build_gpu, export_gpu_library, gpu_summary, nvcc_version
 from edgekit.compiler.pipeline import cpu_pipeline
+from edgekit.compiler.integer import IntegerReport, has_qdq, integer_regions
 from edgekit.compiler.relax_import import import_onnx, output_specs
 from edgekit.errors import InputError
 from edgekit.files import atomic_dir, sha256_file
@@ -76,6 +77,11 @@ def compile_onnx(source: Path, output: Path, options: CompileOptions | None = No
     with console.step("importing into TVM Relax"):
         mod = import_onnx(folded, inputs)
     outputs = output_specs(mod, output_names)
+    integer = None
+    if options.device != "gpu" and has_qdq(mod):
+        with console.step("rewriting quantized regions into integer kernels"):
+            mod, integer = integer_regions(mod)
+        console.info(_integer_summary(integer))
     database = None if options.device == "gpu" else find_database(target, options.tuning_db)
     if database is not None:
         console.info(f"using tuning records from {database}")
@@ -109,6 +115,7 @@ def compile_onnx(source: Path, output: Path, options: CompileOptions | None = No
                 "tuning_records": str(database) if database else None,
                 "folding": fold_report.to_dict(),
                 "pipeline": _pipeline_name(gpu, database),
+                "integer": integer.to_dict() if integer else None,
                 "seconds": round(time.perf_counter() - started, 2),
             },
             runtime=_runtime_defaults(target) | ({"gpu": gpu_summary(gpu.info)} if gpu else {}),
@@ -116,6 +123,12 @@ def compile_onnx(source: Path, output: Path, options: CompileOptions | None = No
         write_manifest(folder, manifest)
     console.info(f"wrote {output} ({manifest.build['seconds']} s)")
     return output
+
+
+def _integer_summary(report: IntegerReport) -> str:
+    ints = ", ".join(f"{op} {n}" for op, n in sorted(report.integer_ops.items()))
+    floats = ", ".join(f"{op} {n}" for op, n in sorted(report.float_ops.items())) or "none"
+    return f"float ops left (region edges, unquantized ops): {floats}; integer: {ints}"
 
 
 def _pipeline_name(gpu, database: Path | None) -> str:

@@ -138,3 +138,19 @@ def test_transformer_attention_runs_in_integers(tmp_path):
             feeds = {"input_ids": data["input_ids"][i], "attention_mask": data["attention_mask"][i]}
             ours, theirs = compiled(**feeds)["embedding"].ravel(), reference(feeds)["embedding"].ravel()
             assert ours @ theirs / np.linalg.norm(ours) / np.linalg.norm(theirs) > 0.999
+
+
+def test_vnni_build_uses_vpdpbusd_and_computes_the_same_bits(workdir, exposed, exposed_x86, samples):
+    """x86_64-avx512 takes the packed uint8 x int8 path tensorized with vpdpbusd; x86_64 (AVX2) the plain
+    int8 convolution. Different kernels, same integers: every output equal bit for bit."""
+    artifact = edgekit.compile(exposed, workdir / "integer" / "exposed_avx512", target="x86_64-avx512")
+    disassembly = subprocess.run(["objdump", "-d", str(artifact / "model.so")], capture_output=True, text=True, check=True).stdout
+    assert disassembly.count("vpdpbusd") >= 4
+    summary = json.loads((artifact / "manifest.json").read_text())["build"]["integer"]["ir_dtype_summary"]
+    assert not any(key.startswith("nn.conv2d(") for key in summary)  # all four went to the packed kernel
+    assert sum(n for key, n in summary.items() if key.startswith("conv2d_u8i8_packed") and key.endswith("(uint8, int8) -> int32")) == 4
+    vnni, plain = edgekit.load(artifact, threads=2), edgekit.load(exposed_x86, threads=1)
+    for feeds in samples:
+        got, expected = vnni(**feeds), plain(**feeds)
+        for name in expected:
+            assert got[name].tobytes() == expected[name].tobytes(), name

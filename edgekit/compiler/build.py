@@ -17,6 +17,7 @@ from edgekit.compiler.fold import fold_model
 from edgekit.compiler.gpu import build_gpu, export_gpu_library, gpu_summary, nvcc_version
 from edgekit.compiler.pipeline import cpu_pipeline
 from edgekit.compiler.integer import IntegerReport, has_qdq, integer_regions
+from edgekit.compiler.schedules.common import has_vnni
 from edgekit.compiler.relax_import import import_onnx, output_specs
 from edgekit.errors import InputError
 from edgekit.files import atomic_dir, sha256_file
@@ -80,7 +81,7 @@ def compile_onnx(source: Path, output: Path, options: CompileOptions | None = No
     integer = None
     if options.device != "gpu" and has_qdq(mod):
         with console.step("rewriting quantized regions into integer kernels"):
-            mod, integer = integer_regions(mod)
+            mod, integer = integer_regions(mod, vnni=has_vnni(target))
         console.info(_integer_summary(integer))
     database = None if options.device == "gpu" else find_database(target, options.tuning_db)
     if database is not None:

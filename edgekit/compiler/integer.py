@@ -34,6 +34,7 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 # Multipliers are Q31-style: m < 2^31, so int32 values times m fit int64 with room for a sum.
 MULTIPLIER_BITS = 31
 INT_RANGES = {"int8": (-128, 127), "uint8": (0, 255)}
+LANES, DOT_DEPTH = 16, 4  # VNNI: 16 int32 outputs per instruction, each a 4-deep uint8 x int8 dot product
 
 
 @dataclass(frozen=True)
@@ -94,10 +95,14 @@ def has_qdq(mod: tvm.IRModule) -> bool:
     return "R.quantize(" in text and "R.dequantize(" in text
 
 
-def integer_regions(mod: tvm.IRModule) -> tuple[tvm.IRModule, IntegerReport]:
-    """Rewrite the quantized regions of `mod`'s `main` into integer ops; unused float code is removed."""
+def integer_regions(mod: tvm.IRModule, vnni: bool = False) -> tuple[tvm.IRModule, IntegerReport]:
+    """Rewrite the quantized regions of `mod`'s `main` into integer ops; unused float code is removed.
+
+    vnni: the target has uint8 x int8 dot products (AVX-512 VNNI); convolutions then take the
+    packed form its tensorized schedule needs (see `_conv2d_vnni`).
+    """
     report = IntegerReport()
-    rewritten = _IntegerRewriter(mod, report).transform()
+    rewritten = _IntegerRewriter(mod, report, vnni).transform()
     rewritten = relax.transform.DeadCodeElimination()(rewritten)
     _count_float_ops(rewritten, report)
     return rewritten, report
@@ -118,7 +123,10 @@ def _count_float_ops(mod: tvm.IRModule, report: IntegerReport) -> None:
                 name = expr.op.name
                 if str(dtype).startswith("float") and name not in _DATA_MOVEMENT and name != "relax.dequantize":
                     report.count(report.float_ops, name.removeprefix("relax."))
-                inputs = ", ".join(str(getattr(arg.ty, "dtype", "-")) for arg in _tensor_args(expr) if hasattr(arg, "ty"))
+                args = _tensor_args(expr)
+                if name == "relax.call_tir":  # a kernel written here in TE: name it by its function
+                    name, args = expr.args[0].name_hint, list(expr.args[1].fields)
+                inputs = ", ".join(str(getattr(arg.ty, "dtype", "-")) for arg in args if hasattr(arg, "ty"))
                 report.count(report.ir_summary, f"{name.removeprefix('relax.')}({inputs}) -> {dtype}")
 
         relax.analysis.post_order_visit(func.body, visit)
@@ -126,10 +134,11 @@ def _count_float_ops(mod: tvm.IRModule, report: IntegerReport) -> None:
 
 @mutator
 class _IntegerRewriter(PyExprMutator):
-    def __init__(self, mod: tvm.IRModule, report: IntegerReport) -> None:
+    def __init__(self, mod: tvm.IRModule, report: IntegerReport, vnni: bool = False) -> None:
         super().__init__(mod)
         self.mod = mod
         self.report = report
+        self.vnni = vnni
         self.values: dict[relax.Var, IntValue] = {}
 
     def transform(self) -> tvm.IRModule:
@@ -270,6 +279,8 @@ def _conv2d(rw: _IntegerRewriter, call: relax.Call, inputs: list[IntValue]) -> I
         return None
     if np.any(w.zero_point != 0) or str(attrs.data_layout) != "NCHW" or str(attrs.kernel_layout) != "OIHW" or w.axis not in (None, 0):
         return None
+    if rw.vnni and int(attrs.groups) == 1 and w.value.shape[0] % LANES == 0:
+        return _conv2d_vnni(rw, call, x, w)
     data = x.q
     zx = int(x.zero_point)
     padding = [int(p) for p in attrs.padding]
@@ -282,6 +293,65 @@ def _conv2d(rw: _IntegerRewriter, call: relax.Call, inputs: list[IntValue]) -> I
         correction = zx * w.value.astype(np.int64).reshape(w.value.shape[0], -1).sum(axis=1)
         acc = rw.emit(relax.op.subtract(acc, relax.const(correction.astype(np.int32).reshape(1, -1, 1, 1), "int32")))
     return IntValue((Term(acc, "int32", x.scale * w.scale, np.zeros_like(w.scale, np.int64), None if w.per_tensor else 1),))
+
+
+def _conv2d_vnni(rw: _IntegerRewriter, call: relax.Call, x: Term, w: Term) -> IntValue:
+    """The convolution in the layout VNNI's 16x4 dot product wants, exact like the plain form.
+
+    vpdpbusd multiplies uint8 by int8, so activations move to uint8 (q + 128, zero point + 128;
+    int8 activations keep their values' meaning). Input channels are padded to a multiple of 4
+    with the zero point and packed innermost, [N, C/4, H, W, 4], so the 4 bytes one instruction
+    reads are contiguous; weights are packed at compile time to [O/16, C/4, KH, KW, 16, 4].
+    The zero point's contribution, zp * sum(w) per output channel, is subtracted at the end.
+    """
+    attrs = call.attrs
+    shift = 128 if x.dtype == "int8" else 0
+    zp = int(x.zero_point) + shift
+    data = x.q
+    if shift:
+        data = rw.emit(relax.op.astype(rw.emit(relax.op.add(rw.emit(relax.op.astype(data, "int16")), relax.const(shift, "int16"))), "uint8"))
+    n, channels, height, width = [int(d) for d in data.ty.shape]
+    extra = -channels % DOT_DEPTH
+    top, left, bottom, right = [int(p) for p in attrs.padding]
+    if extra or top or left or bottom or right:
+        data = rw.emit(relax.op.nn.pad(data, [0, 0, 0, extra, top, bottom, left, right], pad_value=float(zp)))
+    quads = (channels + extra) // DOT_DEPTH
+    height, width = height + top + bottom, width + left + right
+    data = rw.emit(relax.op.reshape(data, [n, quads, DOT_DEPTH, height, width]))
+    data = rw.emit(relax.op.permute_dims(data, [0, 1, 3, 4, 2]))
+    out_channels, _, kh, kw = w.value.shape
+    weight = np.pad(w.value, [(0, 0), (0, extra), (0, 0), (0, 0)])
+    packed = weight.reshape(out_channels // LANES, LANES, quads, DOT_DEPTH, kh, kw).transpose(0, 2, 4, 5, 1, 3)
+    out_h, out_w = [int(d) for d in list(call.ty.shape)[2:]]
+    strides = [int(s) for s in attrs.strides]
+    dilation = [int(d) for d in attrs.dilation]
+    acc = rw.builder_.emit_te(
+        _packed_conv_te, data, relax.const(np.ascontiguousarray(packed), "int8"), (n, out_channels, out_h, out_w), strides, dilation, (kh, kw),
+        primfunc_name_hint="conv2d_u8i8_packed",
+    )
+    correction = zp * w.value.astype(np.int64).reshape(out_channels, -1).sum(axis=1)
+    if zp:
+        acc = rw.emit(relax.op.subtract(acc, relax.const(correction.astype(np.int32).reshape(1, -1, 1, 1), "int32")))
+    return IntValue((Term(acc, "int32", x.scale * w.scale, np.zeros_like(w.scale, np.int64), None if w.per_tensor else 1),))
+
+
+def _packed_conv_te(data, weight, shape, strides, dilation, kernel):
+    from tvm import te
+
+    quads = data.shape[1]
+    rc = te.reduce_axis((0, quads), "rc")
+    ry = te.reduce_axis((0, kernel[0]), "ry")
+    rx = te.reduce_axis((0, kernel[1]), "rx")
+    ri = te.reduce_axis((0, DOT_DEPTH), "ri")
+    return te.compute(
+        shape,
+        lambda b, f, y, x: te.sum(
+            data[b, rc, y * strides[0] + ry * dilation[0], x * strides[1] + rx * dilation[1], ri].astype("int32")
+            * weight[f // LANES, rc, ry, rx, f % LANES, ri].astype("int32"),
+            axis=[rc, ry, rx, ri],
+        ),
+        name="conv2d_u8i8_packed",
+    )
 
 
 def _matmul(rw: _IntegerRewriter, call: relax.Call, inputs: list[IntValue]) -> IntValue | None:

@@ -27,6 +27,7 @@ class CpuShape:
     lanes: int
     vector_registers: int
     cores: int
+    vnni: bool = False  # AVX-512 VNNI: uint8 x int8 dot products (vpdpbusd)
 
     @classmethod
     def of(cls, target: TargetSpec) -> CpuShape:
@@ -35,7 +36,11 @@ class CpuShape:
             registers = 32
         else:
             registers = 16
-        return cls(lanes=max(target.cpu.simd_bits // 32, 1), vector_registers=registers, cores=target.cpu.cores)
+        return cls(lanes=max(target.cpu.simd_bits // 32, 1), vector_registers=registers, cores=target.cpu.cores, vnni=has_vnni(target))
+
+
+def has_vnni(target: TargetSpec) -> bool:
+    return "+avx512vnni" in target.cpu.features
 
 
 def extent(sch: s_tir.Schedule, loop: s_tir.schedule.LoopRV) -> int | None:

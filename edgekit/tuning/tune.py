@@ -24,6 +24,7 @@ from edgekit import console
 from edgekit.compiler.fold import fold_model
 from edgekit.compiler.pipeline import fused_module
 from edgekit.compiler.integer import has_qdq, integer_regions
+from edgekit.compiler.schedules.common import has_vnni
 from edgekit.compiler.relax_import import import_onnx
 from edgekit.errors import InputError, last_line
 from edgekit.files import sha256_file
@@ -159,7 +160,7 @@ def _extract_tasks(model, inputs, spec: TargetSpec) -> list:
     with console.step("importing into TVM Relax"):
         mod = import_onnx(folded, inputs)
     if has_qdq(mod):  # tune the integer kernels compile will build
-        mod, _ = integer_regions(mod)
+        mod, _ = integer_regions(mod, vnni=has_vnni(spec))
     with console.step("loading MetaSchedule's tensor intrinsics"):
         # TuneContext imports it anyway; ~20 s (its CUDA half alone 13 s), better shown than hidden.
         importlib.import_module("tvm.s_tir.tensor_intrin")

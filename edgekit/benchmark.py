@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -69,6 +70,25 @@ def compare_latency(model: CompiledModel, reference: Path, feeds: dict[str, np.n
         edgekit=ours.stats(warmup, model.threads),
         onnxruntime=theirs.stats(warmup, model.threads),
     )
+
+
+def interleave(runtimes: dict[str, Callable[[], object]], threads: int, repeat: int = 100, warmup: int = 10) -> dict[str, LatencyStats]:
+    """Latency of several runtimes on the same machine, in alternating blocks (as compare_latency)."""
+    timers = {name: Timer() for name in runtimes}
+    for infer in runtimes.values():
+        for _ in range(warmup):
+            infer()
+    with console.progress(len(runtimes) * repeat, f"timing {', '.join(runtimes)}, alternating") as advance:
+        for start in range(0, repeat, BLOCK):
+            for name, infer in runtimes.items():
+                time.sleep(SETTLE_S)
+                for _ in range(min(BLOCK, repeat - start)):
+                    with timers[name]:
+                        infer()
+                    advance()
+    for name, infer in runtimes.items():
+        timers[name].cpu = _cpu_seconds(infer, repeat)
+    return {name: timer.stats(warmup, threads) for name, timer in timers.items()}
 
 
 def _cpu_seconds(infer, repeat: int) -> float:

@@ -154,3 +154,20 @@ def test_vnni_build_uses_vpdpbusd_and_computes_the_same_bits(workdir, exposed, e
         got, expected = vnni(**feeds), plain(**feeds)
         for name in expected:
             assert got[name].tobytes() == expected[name].tobytes(), name
+
+
+def test_relu6_clip_folds_into_the_integer_clamp(tmp_path):
+    """ReLU6 exports as Clip with tensor bounds, which TVM imports as maximum/minimum calls: both become the clamp."""
+    model = tmp_path / "mobile.onnx"
+    edgekit.export(f"{REPO / 'tests' / 'torch_models.py'}:mobile", model, input_names=["x"])
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "calib.npz", x=rng.standard_normal((40, 1, 3, 32, 32)).astype(np.float32))
+    int8 = edgekit.quantize(model, tmp_path / "calib.npz", tmp_path / "mobile.int8.onnx").model_path
+    artifact = edgekit.compile(int8, tmp_path / "mobile_int8", target="x86_64")
+    integer = json.loads((artifact / "manifest.json").read_text())["build"]["integer"]
+    assert integer["integer_ops"]["clip (maximum)"] == integer["integer_ops"]["clip (minimum)"] >= 2
+    assert "call_tir" not in integer["float_ops"]
+    summary = integer["ir_dtype_summary"]
+    assert sum(n for k, n in summary.items() if k.startswith("nn.conv2d(int8, int8)")) == 4  # incl. the depthwise one
+    report = edgekit.check(artifact, int8, tmp_path / "calib.npz", max_abs=0.5, min_cosine=0.999)
+    assert report.passed, report.violations

@@ -140,6 +140,7 @@ class _IntegerRewriter(PyExprMutator):
         self.report = report
         self.vnni = vnni
         self.values: dict[relax.Var, IntValue] = {}
+        self.scalars: dict[relax.Var, np.ndarray] = {}  # scalar constants computed in the graph
 
     def transform(self) -> tvm.IRModule:
         for gvar, func in self.mod.functions_items():
@@ -151,6 +152,9 @@ class _IntegerRewriter(PyExprMutator):
 
     def visit_var_binding_(self, binding: relax.VarBinding) -> None:
         value = self.visit_expr(binding.value)
+        scalar = self._scalar_of(value)
+        if scalar is not None:
+            self.scalars[binding.var] = scalar
         rewritten = self._rewrite(value) if isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op) else None
         if rewritten is None:
             self.builder_.emit_normalized(relax.VarBinding(binding.var, value))
@@ -161,6 +165,8 @@ class _IntegerRewriter(PyExprMutator):
             self.values[binding.var] = int_value
 
     def _rewrite(self, call: relax.Call) -> tuple[relax.Expr, IntValue | None] | None:
+        if call.op.name == "relax.call_tir":
+            return self._clamp_call(call)
         name = call.op.name
         if name == "relax.dequantize":
             term = self._dequantize_term(call)
@@ -179,6 +185,46 @@ class _IntegerRewriter(PyExprMutator):
         self.report.count(self.report.integer_ops, name.removeprefix("relax."))
         # The float meaning stays available under the original name for float consumers; dead
         # code elimination removes it where only integer consumers remain.
+        return self._to_float(result, call), result
+
+    def _scalar_of(self, value: relax.Expr) -> np.ndarray | None:
+        """Evaluate the scalar constant arithmetic TVM's importer emits for Clip bounds:
+        `where(isnan(c), -inf, c)` on constants."""
+        if not (isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op)):
+            return None
+        args = [self._scalar_arg(a) for a in value.args]
+        if any(a is None for a in args):
+            return None
+        if value.op.name == "relax.isnan":
+            return np.isnan(args[0])
+        if value.op.name == "relax.where":
+            return np.where(*args)
+        return None
+
+    def _scalar_arg(self, expr: relax.Expr) -> np.ndarray | None:
+        if isinstance(expr, Constant) and expr.value.numpy().size == 1:
+            return expr.value.numpy().reshape(())
+        return self.scalars.get(expr) if isinstance(expr, relax.Var) else None
+
+    def _clamp_call(self, call: relax.Call) -> tuple[relax.Expr, IntValue | None] | None:
+        """Clip with tensor bounds imports as call_tir(maximum/minimum, (x, bound)): a clamp."""
+        function, args = call.args[0], call.args[1]
+        kind = function.name_hint.rstrip("0123456789_")
+        if kind not in ("maximum", "minimum") or not isinstance(args, relax.Tuple) or len(args.fields) != 2:
+            return None
+        value, bound = self._int_value(args.fields[0]), self._scalar_arg(args.fields[1])
+        if value is None or bound is None or value.concat is not None:
+            return None
+        bound = float(bound)
+        if kind == "maximum":
+            result = replace(value, lo=bound if value.lo is None else max(value.lo, bound))
+        else:
+            result = replace(value, hi=bound if value.hi is None else min(value.hi, bound))
+        if result.lo is not None and not np.isfinite(result.lo):
+            result = replace(result, lo=None)
+        if result.hi is not None and not np.isfinite(result.hi):
+            result = replace(result, hi=None)
+        self.report.count(self.report.integer_ops, f"clip ({kind})")
         return self._to_float(result, call), result
 
     def _int_value(self, expr: relax.Expr) -> IntValue | None:

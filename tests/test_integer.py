@@ -132,12 +132,17 @@ def test_transformer_attention_runs_in_integers(tmp_path):
     artifact = edgekit.compile(int8, tmp_path / "encoder_int8", target="x86_64")
     summary = json.loads((artifact / "manifest.json").read_text())["build"]["integer"]["ir_dtype_summary"]
     assert summary.get("matmul(int8, int8) -> int32", 0) + summary.get("matmul(int32, int32) -> int32", 0) >= 24
-    compiled, reference = edgekit.load(artifact), Reference(int8)
+    # With VNNI the weight matmuls take the packed uint8 x int8 kernel; the integers must not change.
+    vnni_artifact = edgekit.compile(int8, tmp_path / "encoder_int8_avx512", target="x86_64-avx512")
+    vnni_summary = json.loads((vnni_artifact / "manifest.json").read_text())["build"]["integer"]["ir_dtype_summary"]
+    assert sum(n for k, n in vnni_summary.items() if k.startswith("dense_u8i8_packed")) >= 24
+    compiled, vnni, reference = edgekit.load(artifact), edgekit.load(vnni_artifact), Reference(int8)
     with np.load(tmp_path / "eval.npz") as data:
         for i in range(len(data["input_ids"])):
             feeds = {"input_ids": data["input_ids"][i], "attention_mask": data["attention_mask"][i]}
             ours, theirs = compiled(**feeds)["embedding"].ravel(), reference(feeds)["embedding"].ravel()
             assert ours @ theirs / np.linalg.norm(ours) / np.linalg.norm(theirs) > 0.999
+            assert vnni(**feeds)["embedding"].tobytes() == compiled(**feeds)["embedding"].tobytes()
 
 
 def test_vnni_build_uses_vpdpbusd_and_computes_the_same_bits(workdir, exposed, exposed_x86, samples):

@@ -408,7 +408,9 @@ def _matmul(rw: _IntegerRewriter, call: relax.Call, inputs: list[IntValue]) -> I
     if not b.per_tensor and (b.axis != rank_b - 1 or np.any(b.zero_point != 0)):
         return None
     za = int(a.zero_point)
-    if b.value is not None and b.dtype == "int8" and np.all(b.zero_point == 0) and rank_b == 2:
+    if rw.vnni and b.value is not None and b.dtype == "int8" and np.all(b.zero_point == 0) and rank_b == 2 and b.value.shape[1] % LANES == 0:
+        acc = _matmul_vnni(rw, a, b, [int(d) for d in call.ty.shape])
+    elif b.value is not None and b.dtype == "int8" and np.all(b.zero_point == 0) and rank_b == 2:
         acc = rw.emit(relax.op.matmul(a.q, b.q, out_dtype="int32"))
         if za:
             correction = za * b.value.astype(np.int64).sum(axis=0)
@@ -421,6 +423,44 @@ def _matmul(rw: _IntegerRewriter, call: relax.Call, inputs: list[IntValue]) -> I
     rank_out = len(call.ty.shape)
     axis = None if b.per_tensor else rank_out - 1
     return IntValue((Term(acc, "int32", a.scale * b.scale, np.zeros_like(a.scale * b.scale, np.int64), axis),))
+
+
+def _matmul_vnni(rw: _IntegerRewriter, a: Term, b: Term, out_shape: list[int]) -> relax.Expr:
+    """A x constant B as a packed uint8 x int8 dense for VNNI (see `_conv2d_vnni` for the shift).
+
+    Leading dims of A flatten into rows; K is padded to a multiple of 4 (A with its zero point,
+    B with zeros); B is packed at compile time to [N/16, K/4, 16, 4].
+    """
+    shift = 128 if a.dtype == "int8" else 0
+    zp = int(a.zero_point) + shift
+    data = a.q
+    if shift:
+        data = rw.emit(relax.op.astype(rw.emit(relax.op.add(rw.emit(relax.op.astype(data, "int16")), relax.const(shift, "int16"))), "uint8"))
+    depth, columns = b.value.shape
+    rows = int(np.prod(out_shape[:-1]))
+    data = rw.emit(relax.op.reshape(data, [rows, depth]))
+    extra = -depth % DOT_DEPTH
+    if extra:
+        data = rw.emit(relax.op.nn.pad(data, [0, 0, 0, extra], pad_value=float(zp)))
+    weight = np.pad(b.value, [(0, extra), (0, 0)])
+    packed = weight.reshape((depth + extra) // DOT_DEPTH, DOT_DEPTH, columns // LANES, LANES).transpose(2, 0, 3, 1)
+    acc = rw.builder_.emit_te(_packed_dense_te, data, relax.const(np.ascontiguousarray(packed), "int8"), (rows, columns), primfunc_name_hint="dense_u8i8_packed")
+    if zp:
+        correction = zp * b.value.astype(np.int64).sum(axis=0)
+        acc = rw.emit(relax.op.subtract(acc, relax.const(correction.astype(np.int32), "int32")))
+    return rw.emit(relax.op.reshape(acc, out_shape))
+
+
+def _packed_dense_te(data, weight, shape):
+    from tvm import te
+
+    rk = te.reduce_axis((0, data.shape[1] // DOT_DEPTH), "rk")
+    ri = te.reduce_axis((0, DOT_DEPTH), "ri")
+    return te.compute(
+        shape,
+        lambda m, n: te.sum(data[m, rk * DOT_DEPTH + ri].astype("int32") * weight[n // LANES, rk, n % LANES, ri].astype("int32"), axis=[rk, ri]),
+        name="dense_u8i8_packed",
+    )
 
 
 def _centred(rw: _IntegerRewriter, term: Term) -> relax.Expr:

@@ -19,7 +19,7 @@ from tvm import relax, tirx
 
 from edgekit.compiler.schedules.common import CpuShape
 from edgekit.compiler.schedules.conv2d import schedule_conv2d
-from edgekit.compiler.schedules.conv2d_int8 import schedule_conv2d_int8
+from edgekit.compiler.schedules.conv2d_int8 import schedule_conv2d_int8, schedule_dense_int8
 from edgekit.compiler.schedules.fallback import schedule_fallback
 from edgekit.compiler.schedules.injective import schedule_injective
 from edgekit.compiler.schedules.matmul import schedule_matmul
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 # name -> rule(func, cpu) -> Schedule | None, tried in this order.
 RULES = {
     "conv2d_int8_vnni": schedule_conv2d_int8,
+    "dense_int8_vnni": schedule_dense_int8,
     "conv2d": schedule_conv2d,
     "matmul": schedule_matmul,
     "injective": schedule_injective,

@@ -61,3 +61,49 @@ def _find_packed_conv(sch: s_tir.Schedule):
         if (5, "uint8") in shapes and (6, "int8") in shapes and str(stmt.writes[0].source.dtype) == "int32":
             return block
     return None
+
+
+def schedule_dense_int8(func: tirx.PrimFunc, cpu: CpuShape) -> s_tir.Schedule | None:
+    """The packed uint8 x int8 dense: A [M, K] (uint8), B [N/16, K/4, 16, 4] (int8), int32 [M, N].
+
+    A tile of `rows` rows x 16 columns accumulates in registers; each (16 columns x 4 depth) step
+    is one vpdpbusd reading 4 contiguous bytes of a row of A. Parallel over (row tile, column block).
+    """
+    if not cpu.vnni:
+        return None
+    sch = s_tir.Schedule(func)
+    block = _find_packed_dense(sch)
+    if block is None:
+        return None
+    intrinsics.register()
+    m, n, rk, ri = sch.get_loops(block)
+    rows = max(d for d in divisors(extent(sch, m) or 1) if d <= MAX_PIXELS)
+    producers = sch.get_producers(block)
+    accumulator = sch.cache_write(block, 0, "local")
+    m_o, m_i = sch.split(m, [None, rows])
+    n_o, n_i = sch.split(n, [None, intrinsics.LANES])
+    sch.reorder(m_o, n_o, rk, m_i, n_i, ri)
+    parallelize_outer(sch, [m_o, n_o], cpu.cores, min_work=rows * intrinsics.LANES * (extent(sch, rk) or 1) * 4)
+    sch.unroll(m_i)
+    result = inline_epilogues(sch, accumulator)
+    sch.reverse_compute_at(result, n_o)
+    row, column = sch.get_loops(result)[-2:]
+    sch.unroll(row)
+    sch.vectorize(column)
+    sch.decompose_reduction(block, rk)
+    sch.tensorize(n_i, intrinsics.VNNI_16x4)
+    for producer in producers:
+        if sblock_iter_kinds(sch, producer) == "S" * len(sch.get(producer).iter_vars):
+            vectorize_innermost(sch, sch.get_loops(producer)[-1], cpu.lanes)
+    return sch
+
+
+def _find_packed_dense(sch: s_tir.Schedule):
+    for block in sch.get_child_blocks(sch.get_sblock("root")):
+        if sblock_iter_kinds(sch, block) != "SSRR":
+            continue
+        stmt = sch.get(block)
+        shapes = {(len(r.source.shape), str(r.source.dtype)) for r in stmt.reads}
+        if (2, "uint8") in shapes and (4, "int8") in shapes and str(stmt.writes[0].source.dtype) == "int32":
+            return block
+    return None

@@ -209,18 +209,30 @@ def run(artifact, inputs, output, repeat, warmup, threads, cpus, rate, duration,
 
 
 @main.command(name="check")
-@click.argument("artifact", type=click.Path(path_type=Path))
-@click.option("--reference", required=True, type=click.Path(path_type=Path), help="The ONNX model to compare with (run by ONNX Runtime).")
-@click.option("--data", required=True, type=click.Path(path_type=Path), help="Data set: .npz or a folder of them (calibration_data/README.md).")
+@click.argument("artifact", type=click.Path(path_type=Path), required=False)
+@click.option("--reference", type=click.Path(path_type=Path), help="The ONNX model to compare with (run by ONNX Runtime); required with ARTIFACT.")
+@click.option("--data", type=click.Path(path_type=Path), help="Data set: .npz or a folder of them (calibration_data/README.md); required with ARTIFACT.")
 @click.option("--max-abs", type=float, default=1e-3, show_default=True, help="Fail if any output's max abs error exceeds this.")
 @click.option("--min-cosine", type=float, default=0.999, show_default=True, help="Fail if any sample's cosine similarity falls below this.")
 @click.option("--min-top1", type=float, help="Fail if a classifier's top-1 agreement falls below this fraction.")
 @click.option("--threads", type=int, help="Threads for both runtimes.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the full report as JSON.")
-def check_command(artifact, reference, data, max_abs, min_cosine, min_top1, threads, json_path):
-    """Compare an artifact with ONNX Runtime on every sample; exit 1 if a threshold is violated."""
+@click.option("--project", "project_path", type=click.Path(path_type=Path), help="Without ARTIFACT: the project file (default: ./edgekit.toml).")
+@click.option("--baseline", is_flag=True, help="Without ARTIFACT: also fail when a gate regresses from the project's baseline beyond its tolerance.")
+def check_command(artifact, reference, data, max_abs, min_cosine, min_top1, threads, json_path, project_path, baseline):
+    """Compare an artifact with ONNX Runtime on every sample; exit 1 if a threshold is violated.
+
+    Without ARTIFACT, evaluate the gates of edgekit.toml on the project's build folder instead.
+    """
     import edgekit
     from edgekit.checker import write_report
+
+    if artifact is None:
+        return _check_project(project_path, baseline, threads, json_path)
+    if baseline or project_path is not None:
+        raise InputError("--baseline and --project check a project's build, not an ARTIFACT", "drop ARTIFACT (edgekit check --baseline) or drop the option")
+    if reference is None or data is None:
+        raise InputError("check ARTIFACT needs --reference and --data", "give both, or run `edgekit check` without ARTIFACT beside an edgekit.toml")
 
     report = edgekit.check(artifact, reference, data, max_abs=max_abs, min_cosine=min_cosine, min_top1_agreement=min_top1, threads=threads)
     table = Table(title=f"{artifact} vs ONNX Runtime, {report.samples} samples")
@@ -345,6 +357,117 @@ def runner_build(target, output):
     built = build_runner(load_target(target), output)
     for path in (built.binary, *built.runtime_libs):
         console.out.print(f"{path}  {path.stat().st_size:,} bytes")
+
+
+_PROJECT_OPTION = click.option("--project", "project_path", type=click.Path(path_type=Path), help="The project file (default: ./edgekit.toml).")
+
+
+@main.command(name="pipeline")
+@_PROJECT_OPTION
+@click.option("--baseline", is_flag=True, help="Also compare the gates with the project's baseline (see `edgekit baseline save`).")
+@click.option("--threads", type=int, help="Threads for the artifact and ONNX Runtime while checking.")
+def pipeline_command(project_path, baseline, threads):
+    """Export, quantize, compile and check the project in edgekit.toml into its build folder; exit 1 if a gate fails."""
+    from edgekit.pipeline import run_pipeline
+    from edgekit.project import load_project
+
+    result = run_pipeline(load_project(project_path), baseline=baseline, threads=threads)
+    _finish_gates(result.report, result.build_dir)
+
+
+@main.group(name="baseline")
+def baseline_group():
+    """Baselines: gate values and golden outputs of a good build, for `check --baseline`."""
+
+
+@baseline_group.command(name="save")
+@_PROJECT_OPTION
+@click.option("--force", is_flag=True, help="Save even if the build fails its gates.")
+@click.option("--threads", type=int, help="Threads for the artifact and ONNX Runtime.")
+def baseline_save(project_path, force, threads):
+    """Measure the project's build and record its gate values and outputs as the baseline."""
+    from edgekit.baseline import golden_path, save_baseline
+    from edgekit.build_check import measure_build
+    from edgekit.errors import GateFailure
+    from edgekit.project import load_project
+
+    project = load_project(project_path)
+    report, measured = measure_build(project, threads)
+    if not report.passed and not force:
+        raise GateFailure(f"the build fails its gates ({report.failures[0]})", "a baseline should be a good build: fix it, or pass --force")
+    path = save_baseline(project, report, measured)
+    for target in report.targets:
+        console.out.print(f"{target.target}: " + ", ".join(f"{r.gate} {r.value:.6g}" for r in target.results))
+    console.out.print(f"wrote {path} and {golden_path(path)}")
+
+
+def _check_project(project_path, baseline, threads, json_path) -> None:
+    """`edgekit check` without ARTIFACT: the gates of edgekit.toml on its build folder."""
+    from edgekit.build_check import check_build
+    from edgekit.ci_report import write_json
+    from edgekit.project import load_project
+
+    project = load_project(project_path)
+    report = check_build(project, baseline=baseline, threads=threads)
+    if json_path is not None:
+        write_json(report, json_path)
+    _finish_gates(report, project.build_dir)
+
+
+def _finish_gates(report, build_dir: Path) -> None:
+    from edgekit.build_folder import CHECK_JSON, JUNIT_XML, SUMMARY_TXT
+    from edgekit.ci_report import summary_text
+
+    click.echo(summary_text(report), nl=False)
+    console.out.print(f"wrote {', '.join(str(build_dir / name) for name in (CHECK_JSON, JUNIT_XML, SUMMARY_TXT))}")
+    if not report.passed:
+        for failure in report.failures:
+            click.echo(f"edgekit: gate failed: {failure}", err=True)
+        sys.exit(1)
+
+
+@main.command(name="profile")
+@click.argument("artifact", type=click.Path(path_type=Path))
+@click.option("--runs", default=20, show_default=True, type=click.IntRange(min=1), help="Profiled runs; each layer's latency is their median.")
+@click.option("--warmup", default=3, show_default=True, type=click.IntRange(min=0), help="Unprofiled runs first.")
+@click.option("--threads", type=int, help="Runtime threads (default: the target's cores from the manifest).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the per-layer profile and its totals as JSON.")
+def profile_command(artifact, runs, warmup, threads, json_path):
+    """Per layer: FLOPs, bytes, measured latency and the share of the target's roofline reached."""
+    from edgekit.profile import profile_artifact
+
+    report = profile_artifact(artifact, runs=runs, warmup=warmup, threads=threads)
+    _print_profile(report)
+    _maybe_write_json(json_path, report.to_dict())
+
+
+def _print_profile(report) -> None:
+    peak = report.peak
+    title = f"{report.artifact} on {report.target} ({report.threads} threads, median of {report.runs} runs; peaks {peak['fp32_gflops']:g} GFLOP/s fp32, {peak['int8_gops']:g} GOP/s int8, {peak['memory_bandwidth_gbs']:g} GB/s)"
+    table = Table(title=title)
+    for column in ("#", "layer", "MFLOP", "param KiB", "act KiB", "us", "FLOP/B", "GFLOP/s", "GB/s", "bound", "% roof"):
+        table.add_column(column, justify="left" if column == "layer" else "right")
+    for layer in report.layers:
+        table.add_row(
+            str(layer.index), layer.name, _optional(layer.flops, 1e-6, ".3f"), f"{layer.param_bytes / 1024:.1f}", f"{layer.activation_bytes / 1024:.1f}",
+            f"{layer.latency_us:.1f}", _optional(layer.intensity, 1, ".1f"), _optional(layer.achieved_gflops, 1, ".1f"), f"{layer.achieved_gbs:.1f}",
+            layer.bound or "-", _optional(layer.fraction, 100, ".1f"),
+        )
+    console.out.print(table)
+    t = report.totals
+    flops = f"{t.flops / 1e9:.4f} GFLOP ({t.macs / 1e9:.4f} GMAC)" if t.flops is not None else "FLOPs unknown"
+    peak_memory = f"{t.peak_activation_bytes / 2**20:.2f} MiB" if t.peak_activation_bytes is not None else "unknown"
+    console.out.print(f"model: {flops}; parameters {t.param_bytes / 2**20:.2f} MiB; peak activations {peak_memory} (plan total {t.activation_storage_bytes / 2**20:.2f} MiB)")
+    speed = f", {t.achieved_gflops:.1f} GFLOP/s" if t.achieved_gflops is not None else ""
+    floor = f"; timer floor {t.timer_floor_us:.2f} us per call" if t.timer_floor_us is not None else ""
+    console.out.print(f"latency: {t.latency_ms:.3f} ms per inference{speed}; kernels {t.kernel_latency_ms:.3f} ms{floor}")
+    console.out.print(f"FLOPs from: {report.flops_source}")
+    for note in report.notes:
+        console.out.print(f"[yellow]note:[/] {note}")
+
+
+def _optional(value: float | None, scale: float, spec: str) -> str:
+    return "-" if value is None else format(value * scale, spec)
 
 
 @main.command()

@@ -98,12 +98,34 @@ def load(folder: Path | str, threads: int | None = None, cpu_ids: list[int] | No
     from tvm import relax
 
     try:
-        library = tvm.runtime.load_module(str((folder / manifest.library).resolve()))
+        library = _load_library(folder / manifest.library)
     except Exception as exc:  # noqa: BLE001 - dlopen failures arrive as generic TVM errors
         raise ArtifactError(f"cannot load {folder / manifest.library}: {last_line(exc)}", f"was it built for this machine? target: {manifest.target['name']}") from None
     device = tvm.cpu()
     vm = relax.VirtualMachine(library, device)
     return CompiledModel(folder, manifest, vm, device, threads)
+
+
+def _load_library(path: Path):
+    """dlopen `path` as a fresh library, under a name this process has never loaded.
+
+    The dynamic loader reuses a library already loaded from the same path, so an artifact rebuilt
+    in place would silently run its old code in a long-lived process (and not the file whose
+    hashes were just verified). A hard link (a copy across file systems) with a unique name in a
+    private folder is loaded instead, then removed; the mapping stays.
+    """
+    import shutil
+    import tempfile
+
+    import tvm
+
+    with tempfile.TemporaryDirectory(prefix="edgekit-load-") as private:
+        alias = Path(private) / path.name
+        try:
+            os.link(path, alias)
+        except OSError:
+            shutil.copyfile(path, alias)
+        return tvm.runtime.load_module(str(alias))
 
 
 def _require_this_machine(manifest: Manifest) -> None:

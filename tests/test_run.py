@@ -105,3 +105,24 @@ def test_fixed_rate_reports_cpu_per_wall_second(cli, demo_artifact, demo_sample,
     # A ~4 ms inference at 50 Hz is ~20% of a core; idle threads must not spin the rest away.
     assert 0 < stats["cpu_seconds_per_wall_second"] < 0.6
     assert stats["latency"]["runs"] == 50
+
+
+def test_an_artifact_rebuilt_in_place_loads_its_new_code(tmp_path, demo_onnx):
+    """The dynamic loader caches libraries by path; load must still run the file it just verified."""
+    import onnx
+    from onnx import numpy_helper
+
+    import edgekit
+
+    model = onnx.load(str(demo_onnx))
+    gemm_bias = next(n for n in model.graph.node if n.op_type == "Gemm").input[2]
+    init = next(i for i in model.graph.initializer if i.name == gemm_bias)
+    init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) + 100.0, gemm_bias))
+    shifted = tmp_path / "shifted.onnx"
+    onnx.save(model, str(shifted))
+
+    folder = tmp_path / "artifact"
+    x = np.zeros((1, 1, 32, 32), np.float32)
+    first = edgekit.load(edgekit.compile(demo_onnx, folder))(image=x)["logits"]
+    second = edgekit.load(edgekit.compile(shifted, folder))(image=x)["logits"]
+    np.testing.assert_allclose(second - first, 100.0, rtol=1e-5)

@@ -176,3 +176,17 @@ def test_relu6_clip_folds_into_the_integer_clamp(tmp_path):
     assert sum(n for k, n in summary.items() if k.startswith("nn.conv2d(int8, int8)")) == 4  # incl. the depthwise one
     report = edgekit.check(artifact, int8, tmp_path / "calib.npz", max_abs=0.5, min_cosine=0.999)
     assert report.passed, report.violations
+
+
+def test_a_failing_integer_rewrite_falls_back_to_float_qdq(tmp_path, int8_model, monkeypatch):
+    import edgekit.compiler.build as build
+
+    def broken(mod, vnni=False):
+        raise RuntimeError("pattern this rewrite has never seen")
+
+    monkeypatch.setattr(build, "integer_regions", broken)
+    artifact = edgekit.compile(int8_model, tmp_path / "fallback", target="x86_64")
+    integer = json.loads((artifact / "manifest.json").read_text())["build"]["integer"]
+    assert "pattern this rewrite has never seen" in integer["failed"]
+    report = edgekit.check(artifact, int8_model, EVAL_DATA, max_abs=0.1, min_cosine=0.999)
+    assert report.passed, report.violations

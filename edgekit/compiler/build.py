@@ -16,6 +16,7 @@ from edgekit.artifact import Manifest, write_manifest
 from edgekit.compiler.fold import fold_model
 from edgekit.compiler.gpu import build_gpu, export_gpu_library, gpu_summary, nvcc_version
 from edgekit.compiler.pipeline import cpu_pipeline
+from edgekit.errors import last_line
 from edgekit.compiler.integer import IntegerReport, has_qdq, integer_regions
 from edgekit.compiler.schedules.common import has_vnni
 from edgekit.compiler.relax_import import import_onnx, output_specs
@@ -78,11 +79,17 @@ def compile_onnx(source: Path, output: Path, options: CompileOptions | None = No
     with console.step("importing into TVM Relax"):
         mod = import_onnx(folded, inputs)
     outputs = output_specs(mod, output_names)
-    integer = None
+    integer, integer_failure = None, None
     if options.device != "gpu" and has_qdq(mod):
-        with console.step("rewriting quantized regions into integer kernels"):
-            mod, integer = integer_regions(mod, vnni=has_vnni(target))
-        console.info(_integer_summary(integer))
+        try:
+            with console.step("rewriting quantized regions into integer kernels"):
+                mod, integer = integer_regions(mod, vnni=has_vnni(target))
+            console.info(_integer_summary(integer))
+        except Exception as exc:  # noqa: BLE001 - a pattern the rewrite mishandles must not cost the build
+            integer_failure = f"integer rewrite failed ({type(exc).__name__}: {last_line(exc)}); the QDQ graph runs in float"
+            console.warn(integer_failure)
+            integer = None
+            mod = import_onnx(folded, inputs)  # a fresh module: the failed rewrite may have touched the old
     database = None if options.device == "gpu" else find_database(target, options.tuning_db)
     if database is not None:
         console.info(f"using tuning records from {database}")
@@ -116,7 +123,7 @@ def compile_onnx(source: Path, output: Path, options: CompileOptions | None = No
                 "tuning_records": str(database) if database else None,
                 "folding": fold_report.to_dict(),
                 "pipeline": _pipeline_name(gpu, database),
-                "integer": integer.to_dict() if integer else None,
+                "integer": integer.to_dict() if integer else ({"failed": integer_failure} if integer_failure else None),
                 "seconds": round(time.perf_counter() - started, 2),
             },
             runtime=_runtime_defaults(target) | ({"gpu": gpu_summary(gpu.info)} if gpu else {}),

@@ -190,3 +190,28 @@ def test_a_failing_integer_rewrite_falls_back_to_float_qdq(tmp_path, int8_model,
     assert "pattern this rewrite has never seen" in integer["failed"]
     report = edgekit.check(artifact, int8_model, EVAL_DATA, max_abs=0.1, min_cosine=0.999)
     assert report.passed, report.violations
+
+
+ZOO = ["dynamic_reshape_cnn", "tf2onnx_style_nhwc", "paddle_style_det_head", "legacy_torch_transformer", "opset18_misc", "tf2onnx_flatten_reduceprod"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ZOO)
+def test_foreign_exporter_models_quantize_and_run_in_integers(name, tmp_path):
+    """ONNX from other exporters and older opsets (11-18): quantize, compile with the integer rewrite (VNNI),
+    and agree with the QDQ model in ONNX Runtime."""
+    import onnx_zoo
+
+    model = getattr(onnx_zoo, name)()
+    path = tmp_path / f"{name}.onnx"
+    onnx.save(model, str(path))
+    samples = [onnx_zoo.sample_inputs(model, seed=i) for i in range(40)]
+    np.savez(tmp_path / "data.npz", **{k: np.stack([s[k] for s in samples]) for k in samples[0]})
+    result = edgekit.quantize(path, tmp_path / "data.npz", tmp_path / f"{name}.int8.onnx")
+    assert result.record["summary"]["int8_nodes"] >= 4
+    assert all(row.cosine_mean > 0.99 for row in result.agreement)
+    artifact = edgekit.compile(result.model_path, tmp_path / "artifact", target="x86_64-avx512")
+    integer = json.loads((artifact / "manifest.json").read_text())["build"]["integer"]
+    assert "failed" not in integer and integer["integer_ops"].get("requantize", 0) >= 1
+    report = edgekit.check(artifact, result.model_path, tmp_path / "data.npz", max_abs=None, min_cosine=0.999)
+    assert report.passed, report.violations

@@ -470,6 +470,20 @@ def _optional(value: float | None, scale: float, spec: str) -> str:
     return "-" if value is None else format(value * scale, spec)
 
 
+@main.command(name="report")
+@click.argument("build", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="HTML file to write (default: BUILD/report.html).")
+@click.option("--runs", default=200, show_default=True, type=click.IntRange(min=1), help="Timed inferences for the latency histogram.")
+@click.option("--profile-runs", default=20, show_default=True, type=click.IntRange(min=1), help="Profiled runs; each kernel's latency is their median.")
+@click.option("--threads", type=int, help="Runtime threads (default: the target's cores from the manifest).")
+def report_command(build, output, runs, profile_runs, threads):
+    """One self-contained HTML page about a build folder: model, target, quantization, sensitivity, latency, gates."""
+    from edgekit.report import write_report
+
+    path = write_report(build, output, runs=runs, profile_runs=profile_runs, threads=threads)
+    console.out.print(f"wrote {path}")
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the descriptors as JSON.")
 def targets(as_json):

@@ -87,15 +87,16 @@ def _quantize(project: Project) -> dict:
     source, output = project.build_dir / FLOAT_MODEL, project.build_dir / INT8_MODEL
     _stage(f"quantize: {project.recipe if '/' not in project.recipe else project.relative(Path(project.recipe))}")
     started = time.perf_counter()
-    result = edgekit.quantize(source, project.calib_data, output, recipe=project.recipe)
+    # analyze: the per-layer sensitivity report (NAME.sensitivity.json and .html), which `edgekit report` plots.
+    result = edgekit.quantize(source, project.calib_data, output, recipe=project.recipe, analyze=True)
     recipe = result.record["recipe"]
     inputs = [
         file_entry(source, project.root, "model"),
         file_entry(project.calib_data, project.root, "calib"),
         file_entry(Path(recipe["source"]), project.root, "recipe"),
     ]
-    command = ["edgekit", "quantize", str(source), "--calib", str(project.calib_data), "--recipe", project.recipe, "-o", str(output)]
-    stage = _record("quantize", command, inputs, [output, result.record_path], project, started)
+    command = ["edgekit", "quantize", str(source), "--calib", str(project.calib_data), "--recipe", project.recipe, "-o", str(output), "--analyze"]
+    stage = _record("quantize", command, inputs, [output, result.record_path, *result.extra_files], project, started)
     stage["summary"] = result.record["summary"] | {"recipe": recipe["name"], "verification": [row.to_dict() for row in result.agreement]}
     return stage
 

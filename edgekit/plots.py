@@ -1,4 +1,4 @@
-"""Charts as standalone SVG strings, with no plotting library: bars, lines and histograms for HTML reports.
+"""Charts as standalone SVG strings, with no plotting library: bars, lines, histograms and rooflines for HTML reports.
 
 Every chart is one `<svg xmlns=... viewBox=...>` element with a `<title>`; every bar and point carries a
 `<title>` child with its exact value, which browsers show as a tooltip. Output is deterministic: the same
@@ -233,6 +233,110 @@ def histogram_chart(values: Sequence[float], bins: int | Sequence[float], title:
     if x_label:
         parts.append(_text((left + right) / 2, height - 8, x_label, "axis-label", anchor="middle"))
     return _finish(parts)
+
+
+def roofline_chart(
+    labels: Sequence[str],
+    intensity: Sequence[float],
+    achieved: Sequence[float],
+    *,
+    title: str,
+    peaks: dict[str, float],
+    bandwidth: float,
+    groups: Sequence[str] | None = None,
+    marks: Sequence[str] | None = None,
+    width: int = 720,
+    height: int = 420,
+) -> str:
+    """A roofline: one point per kernel at (arithmetic intensity, achieved GFLOP/s) on log-log axes, under the roofs.
+
+    peaks: name -> peak compute (GFLOP/s or GOP/s), one horizontal roof each, starting at its ridge point
+    (peak / bandwidth); bandwidth: GB/s, the sloped memory roof. groups: a name per point (e.g. its
+    precision), one colour each with a legend; a roof named like a group takes its colour. marks: short
+    text drawn beside each point (e.g. its row number in a table); `labels` go in the tooltips.
+    Raises ValueError for mismatched lengths, or values, peaks or bandwidth that are not positive and finite.
+    """
+    count = len(labels)
+    if len(intensity) != count or len(achieved) != count or (groups is not None and len(groups) != count) or (marks is not None and len(marks) != count):
+        raise ValueError(f"{count} labels for {len(intensity)} intensities and {len(achieved)} achieved values")
+    numbers = [*intensity, *achieved, *peaks.values(), bandwidth]
+    _check_values(numbers)
+    if any(v <= 0 for v in numbers):
+        raise ValueError("a log-log roofline needs positive intensities, achieved values, peaks and bandwidth")
+    names = list(dict.fromkeys(groups)) if groups is not None else []
+    colours = {name: SERIES_COLOURS[i % len(SERIES_COLOURS)] for i, name in enumerate(names)}
+    left, right, top, bottom = 64, width - 24, 40 + (18 if len(names) > 1 else 0), height - 48
+    parts = [_open(width, height, title, "chart roofline")]
+    if not peaks:
+        return _finish(parts + [_no_data(width, height)])
+    ridges = [peak / bandwidth for peak in peaks.values()]
+    x_lo, x_hi = _decades([*intensity, *ridges])
+    y_lo, y_hi = _decades([*achieved, *peaks.values()])
+    x_scale = _LogScale(x_lo, x_hi, left, right)
+    y_scale = _LogScale(y_lo, y_hi, bottom, top)
+    for power in range(x_lo, x_hi + 1):
+        x = x_scale(10.0**power)
+        parts.append(_line(x, top, x, bottom, GRID_COLOUR, "grid"))
+        parts.append(_text(x, bottom + 16, _decade_label(power), "tick", anchor="middle"))
+    for power in range(y_lo, y_hi + 1):
+        y = y_scale(10.0**power)
+        parts.append(_line(left, y, right, y, GRID_COLOUR, "grid"))
+        parts.append(_text(left - 6, y + 4, _decade_label(power), "tick", anchor="end"))
+    parts.append(_line(left, bottom, right, bottom, AXIS_COLOUR, "axis"))
+    parts.append(_line(left, top, left, bottom, AXIS_COLOUR, "axis"))
+    # The memory roof rises from the plot's left (or bottom) edge to the highest ridge point.
+    start = max(10.0**x_lo, 10.0**y_lo / bandwidth)
+    ridge = max(ridges)
+    x0, y0, x1, y1 = x_scale(start), y_scale(start * bandwidth), x_scale(ridge), y_scale(ridge * bandwidth)
+    parts.append(_line(x0, y0, x1, y1, AXIS_COLOUR, "roof memory-roof", thick=True))
+    angle = math.degrees(math.atan2(y1 - y0, x1 - x0))
+    parts.append(
+        f'<text class="roof-label" x="{_f(x0 + 8)}" y="{_f(y0 - 6)}" fill="#666666" font-size="11" '
+        f'transform="rotate({_f(angle)} {_f(x0 + 8)} {_f(y0 - 6)})">{_esc(f"{bandwidth:g} GB/s")}</text>'
+    )
+    for name, peak in sorted(peaks.items(), key=lambda item: -item[1]):
+        y = y_scale(peak)
+        colour = colours.get(name, AXIS_COLOUR)
+        parts.append(_line(x_scale(peak / bandwidth), y, right, y, colour, "roof compute-roof", thick=True))
+        parts.append(_text(right - 4, y - 5, f"{name} {peak:g}", "roof-label", anchor="end", fill="#666666", size=11))
+    for index, (label, x_value, y_value) in enumerate(zip(labels, intensity, achieved)):
+        group = groups[index] if groups is not None else ""
+        colour = colours.get(group, BAR_COLOUR)
+        x, y = x_scale(x_value), y_scale(y_value)
+        tip = f"{label}: {x_value:.3g} FLOP/byte, {y_value:.3g} GFLOP/s" + (f" ({group})" if group else "")
+        parts.append(f'<circle class="point" cx="{_f(x)}" cy="{_f(y)}" r="4" fill="{colour}" fill-opacity="0.85"><title>{_esc(tip)}</title></circle>')
+        if marks is not None and marks[index]:
+            parts.append(_text(x + 6, y - 5, marks[index], "mark", size=10, fill="#555555"))
+    if len(names) > 1:
+        for number, name in enumerate(names):
+            lx = left + number * 120
+            parts.append(f'<circle class="legend" cx="{_f(lx + 6)}" cy="{_f(top - 22)}" r="4" fill="{colours[name]}"/>')
+            parts.append(_text(lx + 16, top - 18, name, "legend"))
+    parts.append(_vertical_text(16, (top + bottom) / 2, "achieved GFLOP/s"))
+    parts.append(_text((left + right) / 2, height - 8, "arithmetic intensity, FLOP per byte moved", "axis-label", anchor="middle"))
+    return _finish(parts)
+
+
+class _LogScale:
+    """Map from the decades [10^lo, 10^hi] to pixels [start, end], logarithmically."""
+
+    def __init__(self, lo: int, hi: int, start: float, end: float):
+        self.lo, self.span, self.start, self.extent = lo, max(hi - lo, 1), start, end - start
+
+    def __call__(self, value: float) -> float:
+        return self.start + (math.log10(value) - self.lo) / self.span * self.extent
+
+
+def _decades(values: Sequence[float]) -> tuple[int, int]:
+    """The powers of ten just below the smallest and just above the largest value (at least one decade apart)."""
+    lo, hi = math.floor(math.log10(min(values)) + 1e-9), math.ceil(math.log10(max(values)) - 1e-9)
+    return lo, max(hi, lo + 1)
+
+
+def _decade_label(power: int) -> str:
+    if -4 <= power < 0:
+        return f"{10.0**power:.{-power}f}"
+    return f"{10**power}" if 0 <= power <= 5 else f"1e{power}"
 
 
 class _Scale:

@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 # Cross toolchain, qemu-user and cmake: the runner and arm64 tests build and run real binaries.
 scripts/setup_cross.sh
+# Headless Chromium and fonts: tests/test_report.py renders `edgekit report` pages and checks the console.
+scripts/setup_report.sh
 status=0
 "${EDGEKIT_VENV:-.venv}/bin/python" -m pytest "$@" || status=$?
 if [ "$status" = 5 ]; then

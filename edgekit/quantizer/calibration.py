@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import onnx
-
 from edgekit.quantizer.calibrators import calibrate
 from edgekit.quantizer.collect import collect_histograms, collect_ranges
 from edgekit.dataset import Dataset
@@ -77,6 +75,3 @@ def _rule(view: GraphView, recipe: Recipe, tensor: str) -> tuple[ActivationRule,
     op, name = (producer.op_type, producer.name) if producer else (None, None)
     return recipe.activation_rule(tensor, op, name), recipe.rule_sources(tensor, op, name)
 
-
-def needs_upgrade(model: onnx.ModelProto, minimum: int) -> bool:
-    return any(e.domain in ("", "ai.onnx") and e.version < minimum for e in model.opset_import)

@@ -25,7 +25,7 @@ from edgekit.errors import InputError
 from edgekit.files import sha256_file
 from edgekit.gates import Measured, evaluate
 from edgekit.project import Project
-from edgekit.quantizer.metrics import top1
+from edgekit.metrics import top1
 from edgekit.reference import Reference
 from edgekit.runtime import load
 

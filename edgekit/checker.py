@@ -10,6 +10,7 @@ import numpy as np
 
 from edgekit import console
 from edgekit.dataset import Dataset, load_dataset
+from edgekit.metrics import cosines
 from edgekit.errors import InputError
 from edgekit.files import atomic_file
 from edgekit.onnx_model import load_onnx, model_inputs, model_outputs
@@ -130,7 +131,7 @@ def _measure(name: str, ours: np.ndarray, theirs: np.ndarray, labels: np.ndarray
     a = ours.reshape(n, -1).astype(np.float64)
     b = theirs.reshape(n, -1).astype(np.float64)
     diff = np.abs(a - b)
-    cosine = _cosine(a, b)
+    cosine = cosines(a, b)
     metrics = OutputMetrics(
         name=name,
         max_abs=float(diff.max()),
@@ -145,15 +146,6 @@ def _measure(name: str, ours: np.ndarray, theirs: np.ndarray, labels: np.ndarray
             metrics.accuracy_artifact = float(np.mean(top_ours == labels))
             metrics.accuracy_reference = float(np.mean(top_theirs == labels))
     return metrics
-
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    dot = (a * b).sum(axis=1)
-    norm_a, norm_b = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
-    norms = norm_a * norm_b
-    both_zero = (norm_a == 0) & (norm_b == 0)
-    cosine = np.divide(dot, norms, out=np.zeros_like(dot), where=norms > 0)
-    return np.where(both_zero, 1.0, cosine)
 
 
 def _violations(metrics: list[OutputMetrics], thresholds: Thresholds) -> list[str]:

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from edgekit.errors import InputError, first_line
-from edgekit.quantizer.metrics import cosines, sqnr_db, top1
+from edgekit.metrics import cosines, sqnr_db, top1
 
 # Two floats written to JSON and read back compare equal; this only absorbs summation-order noise.
 _SLACK = 1e-9

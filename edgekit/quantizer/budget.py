@@ -16,7 +16,8 @@ from edgekit import console
 from edgekit.dataset import Dataset, load_dataset
 from edgekit.errors import GateFailure, InputError
 from edgekit.onnx_model import model_inputs
-from edgekit.quantizer.metrics import cosines, run_outputs, top1
+from edgekit.metrics import cosines, top1
+from edgekit.quantizer.metrics import run_outputs
 from edgekit.quantizer.job import QuantizedModel, build_qdq
 from edgekit.quantizer.sensitivity import layer_sensitivity
 from edgekit.reference import Reference

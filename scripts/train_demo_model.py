@@ -105,21 +105,31 @@ def split_digits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     }
 
 
-def train(images: np.ndarray, labels: np.ndarray) -> DigitsCNN:
+def train(
+    images: np.ndarray,
+    labels: np.ndarray,
+    model: torch.nn.Module | None = None,
+    epochs: int = EPOCHS,
+    learning_rate: float = LEARNING_RATE,
+) -> torch.nn.Module:
+    """Adam with a one-cycle schedule and random shifts; `model` defaults to a fresh DigitsCNN.
+
+    scripts/train_concat_model.py trains the second demo model with this same loop.
+    """
     x_all = torch.from_numpy(images)
     y_all = torch.from_numpy(labels)
     # A private generator keeps shuffling and augmentation independent of any
     # other code that draws random numbers.
     generator = torch.Generator().manual_seed(SEED)
-    model = DigitsCNN()
-    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+    model = DigitsCNN() if model is None else model
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     steps_per_epoch = -(-len(y_all) // BATCH_SIZE)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=LEARNING_RATE, total_steps=EPOCHS * steps_per_epoch
+        optimizer, max_lr=learning_rate, total_steps=epochs * steps_per_epoch
     )
 
     model.train()
-    for epoch in range(EPOCHS):
+    for epoch in range(epochs):
         order = torch.randperm(len(y_all), generator=generator)
         total_loss = 0.0
         for batch in order.split(BATCH_SIZE):
@@ -130,7 +140,7 @@ def train(images: np.ndarray, labels: np.ndarray) -> DigitsCNN:
             optimizer.step()
             scheduler.step()
             total_loss += loss.item() * len(batch)
-        print(f"epoch {epoch + 1:2d}/{EPOCHS}  loss {total_loss / len(y_all):.4f}")
+        print(f"epoch {epoch + 1:2d}/{epochs}  loss {total_loss / len(y_all):.4f}")
     return model.eval()
 
 

@@ -77,27 +77,3 @@ def sentence_encoder():
     torch.manual_seed(0)
     sample = sentence_batch(1, seed=99)
     return SentenceEncoder().eval(), (torch.from_numpy(sample["input_ids"][0]), torch.from_numpy(sample["attention_mask"][0]))
-
-
-class ResidualConcatNet(nn.Module):
-    """Residual adds and a channel concatenation (an Inception/DenseNet-style join) on a 1x32x32 image."""
-
-    def __init__(self, classes: int = 10) -> None:
-        super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
-        self.branch_a = nn.Conv2d(16, 16, 1)
-        self.branch_b = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1))
-        self.mix = nn.Sequential(nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
-        self.res = nn.Sequential(nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1))
-        self.head = nn.Linear(32, classes)
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        x = self.stem(image)
-        x = self.mix(torch.cat([F.relu(self.branch_a(x)), F.relu(x + self.branch_b(x))], dim=1))
-        x = F.relu(x + self.res(x))
-        return self.head(x.mean(dim=(2, 3)))
-
-
-def residual_concat():
-    torch.manual_seed(0)
-    return ResidualConcatNet().eval(), (torch.randn(1, 1, 32, 32, generator=torch.Generator().manual_seed(1)),)

@@ -8,8 +8,7 @@ calibrated and evaluated with the same files in ``calibration_data/``:
     edgekit export edgekit/demo/digits_concat.py:digits_concat -o digits_concat.onnx \\
         --input-name image --output-name logits
 
-The weights in ``digits_concat.pt`` are produced by ``scripts/train_concat_model.py``.  The
-architecture is ``ResidualConcatNet`` from ``tests/quant_models.py``.
+The weights in ``digits_concat.pt`` are produced by ``scripts/train_concat_model.py``.
 """
 
 from __future__ import annotations

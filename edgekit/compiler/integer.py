@@ -351,11 +351,7 @@ def _conv2d_vnni(rw: _IntegerRewriter, call: relax.Call, x: Term, w: Term) -> In
     The zero point's contribution, zp * sum(w) per output channel, is subtracted at the end.
     """
     attrs = call.attrs
-    shift = 128 if x.dtype == "int8" else 0
-    zp = int(x.zero_point) + shift
-    data = x.q
-    if shift:
-        data = rw.emit(relax.op.astype(rw.emit(relax.op.add(rw.emit(relax.op.astype(data, "int16")), relax.const(shift, "int16"))), "uint8"))
+    data, zp = _as_uint8(rw, x)
     n, channels, height, width = [int(d) for d in data.ty.shape]
     extra = -channels % DOT_DEPTH
     top, left, bottom, right = [int(p) for p in attrs.padding]
@@ -379,6 +375,15 @@ def _conv2d_vnni(rw: _IntegerRewriter, call: relax.Call, x: Term, w: Term) -> In
     if zp:
         acc = rw.emit(relax.op.subtract(acc, relax.const(correction.astype(np.int32).reshape(1, -1, 1, 1), "int32")))
     return IntValue((Term(acc, "int32", x.scale * w.scale, np.zeros_like(w.scale, np.int64), None if w.per_tensor else 1),))
+
+
+def _as_uint8(rw: _IntegerRewriter, term: Term) -> tuple[relax.Expr, int]:
+    """`term`'s integers on the uint8 grid vpdpbusd reads: int8 moves up by 128, its zero point with it."""
+    if term.dtype == "uint8":
+        return term.q, int(term.zero_point)
+    widened = rw.emit(relax.op.astype(term.q, "int16"))
+    shifted = rw.emit(relax.op.add(widened, relax.const(128, "int16")))
+    return rw.emit(relax.op.astype(shifted, "uint8")), int(term.zero_point) + 128
 
 
 def _packed_conv_te(data, weight, shape, strides, dilation, kernel):
@@ -431,11 +436,7 @@ def _matmul_vnni(rw: _IntegerRewriter, a: Term, b: Term, out_shape: list[int]) -
     Leading dims of A flatten into rows; K is padded to a multiple of 4 (A with its zero point,
     B with zeros); B is packed at compile time to [N/16, K/4, 16, 4].
     """
-    shift = 128 if a.dtype == "int8" else 0
-    zp = int(a.zero_point) + shift
-    data = a.q
-    if shift:
-        data = rw.emit(relax.op.astype(rw.emit(relax.op.add(rw.emit(relax.op.astype(data, "int16")), relax.const(shift, "int16"))), "uint8"))
+    data, zp = _as_uint8(rw, a)
     depth, columns = b.value.shape
     rows = int(np.prod(out_shape[:-1]))
     data = rw.emit(relax.op.reshape(data, [rows, depth]))

@@ -22,7 +22,7 @@ def schedule_conv2d_int8(func: tirx.PrimFunc, cpu: CpuShape) -> s_tir.Schedule |
     if not cpu.vnni:
         return None
     sch = s_tir.Schedule(func)
-    block = _find_packed_conv(sch)
+    block = _find_packed(sch, "SSSSRRRR", data_rank=5, weight_rank=6)
     if block is None:
         return None
     intrinsics.register()
@@ -45,22 +45,27 @@ def schedule_conv2d_int8(func: tirx.PrimFunc, cpu: CpuShape) -> s_tir.Schedule |
     sch.vectorize(channel)
     sch.decompose_reduction(block, rc)
     sch.tensorize(f_i, intrinsics.VNNI_16x4)
-    for producer in producers:
-        if sblock_iter_kinds(sch, producer) == "S" * len(sch.get(producer).iter_vars):
-            loops = sch.get_loops(producer)
-            vectorize_innermost(sch, loops[-1], cpu.lanes)
+    _vectorize_producers(sch, producers, cpu)
     return sch
 
 
-def _find_packed_conv(sch: s_tir.Schedule):
+def _find_packed(sch: s_tir.Schedule, iter_kinds: str, data_rank: int, weight_rank: int):
+    """The block reducing uint8 data of `data_rank` dims with a packed int8 weight into int32."""
     for block in sch.get_child_blocks(sch.get_sblock("root")):
-        if sblock_iter_kinds(sch, block) != "SSSSRRRR":
+        if sblock_iter_kinds(sch, block) != iter_kinds:
             continue
         stmt = sch.get(block)
         shapes = {(len(r.source.shape), str(r.source.dtype)) for r in stmt.reads}
-        if (5, "uint8") in shapes and (6, "int8") in shapes and str(stmt.writes[0].source.dtype) == "int32":
+        if (data_rank, "uint8") in shapes and (weight_rank, "int8") in shapes and str(stmt.writes[0].source.dtype) == "int32":
             return block
     return None
+
+
+def _vectorize_producers(sch: s_tir.Schedule, producers, cpu: CpuShape) -> None:
+    """The fused shift/pad/pack producers: vectorized along their innermost loop."""
+    for producer in producers:
+        if sblock_iter_kinds(sch, producer) == "S" * len(sch.get(producer).iter_vars):
+            vectorize_innermost(sch, sch.get_loops(producer)[-1], cpu.lanes)
 
 
 def schedule_dense_int8(func: tirx.PrimFunc, cpu: CpuShape) -> s_tir.Schedule | None:
@@ -72,7 +77,7 @@ def schedule_dense_int8(func: tirx.PrimFunc, cpu: CpuShape) -> s_tir.Schedule | 
     if not cpu.vnni:
         return None
     sch = s_tir.Schedule(func)
-    block = _find_packed_dense(sch)
+    block = _find_packed(sch, "SSRR", data_rank=2, weight_rank=4)
     if block is None:
         return None
     intrinsics.register()
@@ -92,18 +97,5 @@ def schedule_dense_int8(func: tirx.PrimFunc, cpu: CpuShape) -> s_tir.Schedule | 
     sch.vectorize(column)
     sch.decompose_reduction(block, rk)
     sch.tensorize(n_i, intrinsics.VNNI_16x4)
-    for producer in producers:
-        if sblock_iter_kinds(sch, producer) == "S" * len(sch.get(producer).iter_vars):
-            vectorize_innermost(sch, sch.get_loops(producer)[-1], cpu.lanes)
+    _vectorize_producers(sch, producers, cpu)
     return sch
-
-
-def _find_packed_dense(sch: s_tir.Schedule):
-    for block in sch.get_child_blocks(sch.get_sblock("root")):
-        if sblock_iter_kinds(sch, block) != "SSRR":
-            continue
-        stmt = sch.get(block)
-        shapes = {(len(r.source.shape), str(r.source.dtype)) for r in stmt.reads}
-        if (2, "uint8") in shapes and (4, "int8") in shapes and str(stmt.writes[0].source.dtype) == "int32":
-            return block
-    return None

@@ -91,8 +91,17 @@ class IntegerReport:
 
 
 def has_qdq(mod: tvm.IRModule) -> bool:
-    text = mod.script(show_meta=False)
-    return "R.quantize(" in text and "R.dequantize(" in text
+    """Whether any Relax function both quantizes and dequantizes (walks the IR; printing it is slow on big models)."""
+    found: set[str] = set()
+
+    def visit(expr):
+        if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op) and expr.op.name in ("relax.quantize", "relax.dequantize"):
+            found.add(expr.op.name)
+
+    for _, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            relax.analysis.post_order_visit(func.body, visit)
+    return len(found) == 2
 
 
 def integer_regions(mod: tvm.IRModule, vnni: bool = False) -> tuple[tvm.IRModule, IntegerReport]:

@@ -23,6 +23,7 @@ class GraphView:
     elem_types: dict[str, int]
     graph_inputs: list[str]
     graph_outputs: list[str]
+    by_name: dict[str, onnx.NodeProto]
 
     @classmethod
     def of(cls, model: onnx.ModelProto) -> GraphView:
@@ -58,7 +59,12 @@ class GraphView:
             elem_types=elem_types,
             graph_inputs=[vi.name for vi in graph.input if vi.name not in initializers],
             graph_outputs=[vi.name for vi in graph.output],
+            by_name={node.name: node for node in graph.node},
         )
+
+    def node(self, name: str) -> onnx.NodeProto:
+        """The top-level node called `name` (every node is named: see name_nodes)."""
+        return self.by_name[name]
 
     def is_float(self, tensor: str) -> bool:
         """True for float32 tensors; unknown types count as float and are confirmed at calibration."""

@@ -213,14 +213,13 @@ def _passthrough_follows_producer(view: GraphView, decisions: list[NodeDecision]
     falling back the layer before it (accuracy budget) would leave that error in place.
     """
     by_name = {d.name: d for d in decisions}
-    nodes = {n.name: n for n in view.nodes}
     changed = True
     while changed:
         changed = False
         for decision in decisions:
             if not (decision.quantized and QUANTIZERS[decision.op_type].passes_scale):
                 continue
-            producer = view.producer.get(nodes[decision.name].input[0])
+            producer = view.producer.get(view.node(decision.name).input[0])
             if producer is None or not by_name[producer.name].quantized:
                 source = f"float node {producer.name}" if producer is not None else "the model input"
                 decision.quantized = False
@@ -280,7 +279,7 @@ def _link_biases(constants: list[ConstantPlan], activations: dict[str, Activatio
     for plan in constants:
         if plan.role != "bias":
             continue
-        node = next(n for n in view.nodes if n.name == plan.node)
+        node = view.node(plan.node)
         weight = weights.get((plan.node, "weight"))
         plan.axis = 0 if weight is not None and weight.axis is not None else None
         plan.scale_from = (node.input[0], weight.key if weight else "")

@@ -69,7 +69,7 @@ def write_qdq(view: GraphView, plan: Plan, activation_params: dict[str, QuantPar
 
 
 def _indices(view: GraphView, node_name: str, tensor: str) -> list[int]:
-    node = next(n for n in view.nodes if n.name == node_name)
+    node = view.node(node_name)
     return [i for i, name in enumerate(node.input) if name == tensor]
 
 

@@ -46,13 +46,13 @@ import math
 import os
 import re
 import sys
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edgekit.errors import InputError, first_line
+from edgekit.toml_file import TomlReader, parse_toml, toml_key
 from edgekit.gates import METRICS, Gate
 
 PROJECT_FILE = "edgekit.toml"
@@ -146,12 +146,7 @@ def load_project(path: Path | str | None = None) -> Project:
     path = _join(Path.cwd(), str(find_project(path)))
     data = path.read_bytes()
     reader = _Reader(path)
-    try:
-        raw = tomllib.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})", "save the file as UTF-8") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: malformed TOML: {exc}", f"fix the syntax; {_HINT}") from None
+    raw = parse_toml(path, data, _HINT)
     reader.keys(raw, "", tuple(SECTIONS))
     tables = {name: reader.table(raw, name) for name in SECTIONS}
     for name, allowed in SECTIONS.items():
@@ -234,7 +229,7 @@ def _gates(reader: _Reader, table: dict, root: Path) -> tuple[Gate, ...]:
 
 
 def _gate(reader: _Reader, name: str, body: Any, root: Path) -> Gate:
-    key = f"gates.{_toml_key(name)}"
+    key = f"gates.{toml_key(name)}"
     if not isinstance(body, dict):
         reader.fail(f"key '{key}' must be a table", f"write it as [{key}] with keys from: {', '.join(GATE_KEYS)}")
     reader.keys(body, key, GATE_KEYS)
@@ -315,31 +310,12 @@ def _is_path(text: str) -> bool:
     return "/" in text or text.endswith(".toml")
 
 
-def _toml_key(name: str) -> str:
-    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json.dumps(name, ensure_ascii=False)
-
-
-class _Reader:
+class _Reader(TomlReader):
     """Typed access to the parsed file; every error names the file and the full key."""
 
     def __init__(self, path: Path) -> None:
+        super().__init__(path.name, _HINT)
         self.path = path
-
-    def fail(self, problem: str, hint: str) -> None:
-        raise InputError(f"{self.path.name}: {problem}", hint)
-
-    def keys(self, table: dict, prefix: str, allowed: tuple[str, ...]) -> None:
-        where = f"in [{prefix}]" if prefix else "at the top level"
-        for key in table:
-            if key not in allowed:
-                full = f"{prefix}.{_toml_key(key)}" if prefix else _toml_key(key)
-                self.fail(f"unknown key '{full}'", f"allowed keys {where}: {', '.join(allowed)}")
-
-    def table(self, raw: dict, name: str) -> dict:
-        value = raw.get(name, {})
-        if not isinstance(value, dict):
-            self.fail(f"key '{name}' must be a table", f"write it as [{name}]; {_HINT}")
-        return value
 
     def _get(self, table: dict, key: str, required: bool) -> Any:
         leaf = key.rsplit(".", 1)[-1]

@@ -17,14 +17,13 @@ import hashlib
 import json
 import math
 import os
-import re
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgekit.errors import InputError
+from edgekit.toml_file import TomlReader, parse_toml, toml_key
 from edgekit.quantizer.histogram import DEFAULT_BINS
 from edgekit.resources import data_dir
 
@@ -282,13 +281,8 @@ def parse_recipe(path: Path) -> Recipe:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read recipe {path}: {exc.strerror}", "check the file's permissions") from None
-    reader = _Reader(path)
-    try:
-        raw = tomllib.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})", "save the recipe as UTF-8") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: malformed TOML: {exc}", f"fix the syntax; {README_HINT}") from None
+    reader = _Reader(str(path), README_HINT)
+    raw = parse_toml(path, data, README_HINT)
     reader.keys(raw, "", TOP_KEYS)
     if "name" not in raw:
         reader.fail("key 'name' is missing", 'add name = "..." at the top of the file')
@@ -348,9 +342,7 @@ def _overrides(reader: _Reader, raw: dict, table_name: str, allowed: tuple[str, 
 
 def _toml_key(name: str, quote: bool) -> str:
     # Node and tensor names often hold dots ("conv1.weight"), so they are always shown quoted.
-    if not quote and re.fullmatch(r"[A-Za-z0-9_-]+", name):
-        return name
-    return json.dumps(name, ensure_ascii=False)
+    return toml_key(name) if not quote else json.dumps(name, ensure_ascii=False)
 
 
 def _show(value: Any) -> str:
@@ -382,28 +374,8 @@ def _coerce(kind: str, value: Any) -> Any:
     raise AssertionError(kind)
 
 
-class _Reader:
+class _Reader(TomlReader):
     """Typed access to a parsed recipe whose every error names the file and the full key."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def fail(self, problem: str, hint: str) -> None:
-        raise InputError(f"{self.path}: {problem}", hint)
-
-    def keys(self, table: dict, prefix: str, allowed: tuple[str, ...], note: str = "") -> None:
-        where = f"in [{prefix}]" if prefix else "at the top level"
-        for key, value in table.items():
-            if key not in allowed:
-                full = f"{prefix}.{_toml_key(key, quote=False)}" if prefix else _toml_key(key, quote=False)
-                extra = note if isinstance(value, dict) else ""
-                self.fail(f"unknown key '{full}'", f"allowed keys {where}: {', '.join(allowed)}{extra}")
-
-    def table(self, raw: dict, name: str) -> dict:
-        value = raw.get(name, {})
-        if not isinstance(value, dict):
-            self.fail(f"key '{name}' must be a table", f"write it as [{name}]; {README_HINT}")
-        return value
 
     def value(self, table: dict, name: str, prefix: str, default: Any = None) -> Any:
         if name not in table:

@@ -7,30 +7,17 @@
 # Idempotent: installs only what is missing, then checks that every tool works.
 set -euo pipefail
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+source "$(dirname "$0")/apt_missing.sh"
 
 # Debian 12's clang-14 does not depend on the compiler-rt package: the libFuzzer, ASan and UBSan
 # runtimes (libclang_rt.fuzzer-x86_64.a, ...) are in libclang-rt-14-dev, not libclang-common-14-dev.
-declare -A probe=(
-  [g++-aarch64-linux-gnu]="command -v aarch64-linux-gnu-g++"
-  [libc6-dev-arm64-cross]="test -e /usr/aarch64-linux-gnu/lib/libc.so.6"
-  [qemu-user]="command -v qemu-aarch64"
-  [cmake]="command -v cmake"
-  [clang]="command -v clang"
-  [libclang-rt-14-dev]="test -n \"\$(ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a 2>/dev/null)\""
-)
-missing=()
-for package in g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user cmake clang libclang-rt-14-dev; do
-  eval "${probe[$package]}" >/dev/null 2>&1 || missing+=("$package")
-done
-
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "[setup_cross] installing Debian packages: ${missing[*]}"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-else
-  echo "[setup_cross] all packages present"
-fi
+install_missing setup_cross \
+  g++-aarch64-linux-gnu "command -v aarch64-linux-gnu-g++" \
+  libc6-dev-arm64-cross "test -e /usr/aarch64-linux-gnu/lib/libc.so.6" \
+  qemu-user "command -v qemu-aarch64" \
+  cmake "command -v cmake" \
+  clang "command -v clang" \
+  libclang-rt-14-dev 'test -n "$(ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a 2>/dev/null)"'
 
 # Check the tools really work, not only that they are installed.
 tmp=$(mktemp -d)

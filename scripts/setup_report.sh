@@ -6,24 +6,11 @@
 # Idempotent: installs only what is missing, then checks that chromium renders a page.
 set -euo pipefail
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
+source "$(dirname "$0")/apt_missing.sh"
 
-declare -A probe=(
-  [chromium]="command -v chromium"
-  [fonts-liberation]="test -e /usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf"
-)
-missing=()
-for package in chromium fonts-liberation; do
-  eval "${probe[$package]}" >/dev/null 2>&1 || missing+=("$package")
-done
-
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "[setup_report] installing Debian packages: ${missing[*]}"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-else
-  echo "[setup_report] all packages present"
-fi
+install_missing setup_report \
+  chromium "command -v chromium" \
+  fonts-liberation "test -e /usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf"
 
 # Check chromium really renders, not only that it is installed.
 tmp=$(mktemp -d)

@@ -27,7 +27,8 @@ def record_path_for(model_path: Path) -> Path:
 def make_record(job, quantized, clipped: dict[str, float], verification: list, fallbacks: list[dict], output_path: Path) -> dict:
     """The record as a JSON-ready dict. `job` is a QuantizeJob, `quantized` its QuantizedModel."""
     view, plan, calibration = job.view, quantized.plan, job.calibration
-    float_consumers = {t: [n.name for n, _ in view.consumers.get(t, []) if n.name not in plan.quantized_nodes()] for t in plan.activations}
+    quantized_nodes = plan.quantized_nodes()
+    float_consumers = {t: [n.name for n, _ in view.consumers.get(t, []) if n.name not in quantized_nodes] for t in plan.activations}
     tensors = []
     for tensor, entry in plan.activations.items():
         root = plan.root(tensor)

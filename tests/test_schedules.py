@@ -250,3 +250,37 @@ def test_scheduled_demo_cnn_runs_on_rk3588_under_qemu(demo_onnx, demo_sample, tm
     assert result.returncode == 0, result.stderr
     expected = Reference(demo_onnx)({"image": np.load(demo_sample)})["logits"]
     assert np.abs(np.load(out) - expected).max() <= 1e-4
+
+
+# AVX-512 shapes that once fell off the fast path: 3 vectors of 16 lanes (48 channels) came out
+# scalar; 1000 columns are no multiple of 16; a 128-row matmul had its epilogue anchor fused away.
+AVX512_PATTERNS = {
+    "conv1x1_three_vectors": lambda: _conv(96, 144, 14, 1),
+    "conv1x1_rows_of_56": lambda: _conv(24, 48, 56, 1),
+    "depthwise_strided_112": lambda: _conv(32, 32, 112, 3, stride=2, pad=1, groups=32),
+    "classifier_1000": lambda: _dense(1, 256, 1000),
+    "dense_128_rows": lambda: _dense(128, 256, 256),
+    "attention_matmuls": _batch_matmul,
+}
+
+
+@pytest.mark.parametrize("name", sorted(AVX512_PATTERNS))
+def test_avx512_patterns_match_onnxruntime_and_use_register_wide_vectors(name, tmp_path):
+    model = AVX512_PATTERNS[name]()
+    source = tmp_path / f"{name}.onnx"
+    onnx.save(model, source)
+    compiled = edgekit.load(edgekit.compile(source, tmp_path / name, target="x86_64-avx512"))
+    feeds = _feeds(model)
+    got = compiled(**feeds)
+    for output, expected in Reference(model)(feeds).items():
+        scale = max(1.0, float(np.abs(expected).max()))
+        assert np.abs(got[output] - expected).max() <= 1e-4 * scale, name
+
+    funcs = _prim_funcs(_scheduled_module(model, "x86_64-avx512"))
+    heavy = [f for f in funcs.values() if str(f.attrs.get(RULE_ATTR, "")) in ("conv2d", "matmul")]
+    assert heavy, {n: str(f.attrs.get(RULE_ATTR, "")) for n, f in funcs.items()}
+    for func in heavy:
+        widths = {int(w) for w in re.findall(r"T\.vectorized\(T\.int64\((\d+)\)\)", func.script())}
+        # At most one register (16 lanes, or fewer for short rows and 1000 columns), or a
+        # power-of-two number of registers, which LLVM splits well; never 48 lanes.
+        assert widths and all(w <= 16 or w in (32, 64) for w in widths), (name, widths)

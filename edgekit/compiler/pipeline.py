@@ -18,6 +18,7 @@ from tvm import relax
 from tvm.relax.backend import cpu_generic
 from tvm.relax.backend.cpu_generic import pipeline as cpu_passes  # dataflow_lower_passes is not re-exported
 
+from edgekit.compiler.fast_math import fast_math
 from edgekit.compiler.schedules import default_schedules
 from edgekit.target_spec import TargetSpec
 
@@ -26,6 +27,7 @@ def fuse_passes() -> list[tvm.transform.Pass]:
     return [
         relax.transform.DecomposeOpsForInference(),
         relax.transform.CanonicalizeBindings(),
+        fast_math,
         *cpu_generic.library_dispatch_passes(None),
         relax.transform.LegalizeOps(),
         relax.transform.AnnotateTIROpPattern(),

@@ -127,6 +127,21 @@ def vectorize_innermost(sch: s_tir.Schedule, loop: s_tir.schedule.LoopRV, lanes:
         sch.vectorize(inner)
 
 
+def vectorize_by_lanes(sch: s_tir.Schedule, loop: s_tir.schedule.LoopRV, lanes: int) -> None:
+    """Vectorize `loop` (a multiple of `lanes` long); as unrolled vectors of `lanes` if it must.
+
+    LLVM splits a vector of 2 or 4 registers' width well (better than unrolled single vectors:
+    ResNet-18 ran 15% slower split), but a 48-wide one (3 x 16 lanes) came out scalar, 40x slower.
+    """
+    n = extent(sch, loop)
+    if n is None or n % lanes or (n // lanes) & (n // lanes - 1) == 0:
+        sch.vectorize(loop)
+        return
+    outer, inner = sch.split(loop, [None, lanes])
+    sch.unroll(outer)
+    sch.vectorize(inner)
+
+
 def parallelize_outer(sch: s_tir.Schedule, loops: list, cores: int, min_work: int = 1) -> s_tir.schedule.LoopRV | None:
     """Fuse the leading `loops` until there are a few chunks per core, and mark the result parallel.
 

@@ -36,6 +36,7 @@ from edgekit.compiler.schedules.common import (
     prepack_read,
     register_tile,
     sblock_iter_kinds,
+    vectorize_by_lanes,
     vectorize_innermost,
 )
 
@@ -88,11 +89,13 @@ def _find_conv(sch: s_tir.Schedule, func: tirx.PrimFunc):
 def _schedule_channel_vectorized(sch: s_tir.Schedule, block, weight_index: int, cpu: CpuShape) -> bool:
     n, f, y, x, rc, ry, rx = sch.get_loops(block)
     out_channels, width = extent(sch, f), extent(sch, x)
-    if out_channels is None or width is None or out_channels % cpu.lanes:
+    # Half vectors for channel counts such as 24 on 16-lane AVX-512 (MobileNet's bottlenecks).
+    lanes = next((size for size in (cpu.lanes, cpu.lanes // 2) if size >= 4 and out_channels % size == 0), None) if out_channels else None
+    if lanes is None or width is None:
         return False
-    vector_counts = [d for d in divisors(out_channels // cpu.lanes) if d <= 4]
+    vector_counts = [d for d in divisors(out_channels // lanes) if d <= 4]
     vectors, pixels = register_tile(vector_counts, divisors(width), cpu.vector_registers)
-    block_channels = vectors * cpu.lanes
+    block_channels = vectors * lanes
     producers = sch.get_producers(block)  # the padding, before the weight copy and init exist
 
     prepack_read(sch, block, weight_index, lambda o, i, h, w: (o // block_channels, i, h, w, o % block_channels))
@@ -104,7 +107,7 @@ def _schedule_channel_vectorized(sch: s_tir.Schedule, block, weight_index: int, 
     sch.reorder(n, f_o, y, x_o, rc, ry, rx, x_i, f_i)
     parallelize_outer(sch, [n, f_o, y], cpu.cores, min_work=width * block_channels * _extents(sch, rc, ry, rx))
     sch.unroll(x_i)
-    sch.vectorize(f_i)
+    vectorize_by_lanes(sch, f_i, lanes)
     # Annotate loops before decomposing: TIR refuses to vectorize a loop over an update block without its init.
     sch.decompose_reduction(block, rc)
 
@@ -133,26 +136,27 @@ def _schedule_row_vectorized(sch: s_tir.Schedule, block, weight_index: int, cpu:
     x_var, rx_var = stmt.iter_vars[3].var, stmt.iter_vars[6].var
     column = data.region[3].min
     unit_stride = _is_sum_of(column, x_var, rx_var)
-    if out_channels is None or width is None or width % cpu.lanes or not unit_stride:
+    lanes = cpu.lanes
+    if out_channels is None or width is None or width % lanes or not unit_stride:
         return False
-    vector_counts = [d for d in divisors(width // cpu.lanes) if d <= 4]
+    vector_counts = [d for d in divisors(width // lanes) if d <= 4]
     vectors, rows = register_tile(vector_counts, [d for d in divisors(out_channels) if d <= 8], cpu.vector_registers)
     producers = sch.get_producers(block)
 
     prepack_read(sch, block, weight_index, lambda o, i, h, w: (o // rows, i, h, w, o % rows))
     accumulator = sch.cache_write(block, 0, "local")
     f_o, f_i = sch.split(f, [None, rows])
-    x_o, x_i = sch.split(x, [None, vectors * cpu.lanes])
+    x_o, x_i = sch.split(x, [None, vectors * lanes])
     sch.reorder(n, f_o, y, x_o, rc, ry, rx, f_i, x_i)
     parallelize_outer(sch, [n, f_o, y], cpu.cores, min_work=width * rows * _extents(sch, rc, ry, rx))
     sch.unroll(f_i)
-    sch.vectorize(x_i)
+    vectorize_by_lanes(sch, x_i, lanes)
     sch.decompose_reduction(block, rc)
     result = inline_epilogues(sch, accumulator)
     sch.reverse_compute_at(result, x_o)
     channel, pixel = sch.get_loops(result)[-2:]
     sch.unroll(channel)
-    sch.vectorize(pixel)
+    vectorize_by_lanes(sch, pixel, lanes)
     _schedule_producers(sch, producers, cpu)
     return True
 
@@ -169,29 +173,36 @@ def _is_sum_of(expr, a, b) -> bool:
 def _schedule_channelwise(sch: s_tir.Schedule, block, cpu: CpuShape) -> None:
     n, f, y, x, rc, ry, rx = sch.get_loops(block)
     width = extent(sch, x) or 1
-    row = _row_tile(width, cpu.lanes)
+    row, lanes = _row_tile(width, cpu.lanes)
     producers = sch.get_producers(block)
     accumulator = sch.cache_write(block, 0, "local")
     x_o, x_i = sch.split(x, [None, row])
     sch.reorder(n, f, y, x_o, rc, ry, rx, x_i)
     outer = sch.fuse(n, f)
     sch.parallel(outer)
-    sch.vectorize(x_i)
+    vectorize_by_lanes(sch, x_i, lanes)
     sch.decompose_reduction(block, rc)
     result = inline_epilogues(sch, accumulator)
     sch.reverse_compute_at(result, x_o)
-    sch.vectorize(sch.get_loops(result)[-1])
+    vectorize_by_lanes(sch, sch.get_loops(result)[-1], lanes)
     for producer in producers:
         if sblock_iter_kinds(sch, producer) == "SSSS":
             sch.compute_at(producer, outer)
             vectorize_innermost(sch, sch.get_loops(producer)[-1], cpu.lanes)
 
 
-def _row_tile(width: int, lanes: int) -> int:
-    """The vectorized piece of an output row: a multiple of lanes dividing it, else the whole (short) row."""
+def _row_tile(width: int, lanes: int) -> tuple[int, int]:
+    """(the vectorized piece of an output row, its vector width).
+
+    A multiple of the full vector dividing the row; else of a half vector (rows of 56 and 28 on
+    16-lane AVX-512, vectorized as unrolled 8-lane ymm vectors); else the whole short row.
+    """
     fitting = [d for d in divisors(width) if d <= 4 * lanes]
-    aligned = [d for d in fitting if d % lanes == 0]
-    return max(aligned or fitting)
+    for size in (lanes, lanes // 2):
+        aligned = [d for d in fitting if size >= 4 and d % size == 0]
+        if aligned:
+            return max(aligned), size
+    return max(fitting), lanes
 
 
 def _schedule_producers(sch: s_tir.Schedule, producers, cpu: CpuShape) -> None:

@@ -24,6 +24,7 @@ from edgekit.compiler.schedules.common import (
     prepack_read,
     register_tile,
     sblock_iter_kinds,
+    vectorize_by_lanes,
 )
 
 MAX_ROWS = 8
@@ -46,13 +47,15 @@ def schedule_matmul(func: tirx.PrimFunc, cpu: CpuShape) -> s_tir.Schedule | None
     _, (b_index, b_region) = operands
     *batch, i_loop, j_loop, k_loop = sch.get_loops(block)
     m, n = extent(sch, i_loop), extent(sch, j_loop)
-    if m is None or n is None or n % cpu.lanes:
+    # Half-width vectors when the columns are no multiple of the full width (1000 classes on AVX-512).
+    lanes = next((size for size in (cpu.lanes, cpu.lanes // 2) if size >= 4 and n % size == 0), None) if m and n else None
+    if lanes is None:
         return None
 
-    vector_counts = [d for d in divisors(n // cpu.lanes) if d <= 6]
+    vector_counts = [d for d in divisors(n // lanes) if d <= 6]
     rows = [d for d in divisors(m) if d <= MAX_ROWS]
     vectors, row_tile = register_tile(vector_counts, rows, cpu.vector_registers)
-    columns = vectors * cpu.lanes
+    columns = vectors * lanes
 
     b_indices = [r.min for r in b_region.region]
     if is_param_buffer(sch, b_region.source) and len(b_indices) == 2:
@@ -66,12 +69,15 @@ def schedule_matmul(func: tirx.PrimFunc, cpu: CpuShape) -> s_tir.Schedule | None
     sch.reorder(*batch, j_o, i_o, k_loop, i_i, j_i)
     parallelize_outer(sch, [*batch, j_o, i_o], cpu.cores, min_work=row_tile * columns * (extent(sch, k_loop) or 1))
     sch.unroll(i_i)
-    sch.vectorize(j_i)
+    vectorize_by_lanes(sch, j_i, lanes)
     sch.decompose_reduction(block, k_loop)
 
     result = inline_epilogues(sch, accumulator)
-    sch.reverse_compute_at(result, i_o)
-    sch.vectorize(sch.get_loops(result)[-1])
+    # The epilogue goes under the loop right above k: i_o, or the parallel loop it was fused into.
+    loops = sch.get_loops(block)
+    k_at = next(index for index, loop in enumerate(loops) if sch.get(loop).same_as(sch.get(k_loop)))
+    sch.reverse_compute_at(result, loops[k_at - 1])
+    vectorize_by_lanes(sch, sch.get_loops(result)[-1], lanes)
     return sch
 
 

@@ -1,10 +1,14 @@
-"""The benchmark suite: edgekit against ONNX Runtime on four models, written to BENCHMARKS.md.
+"""The benchmark suite: edgekit (untuned and tuned) against ONNX Runtime on four models, into BENCHMARKS.md.
 
-    python scripts/benchmark.py [--models demo,resnet18,...] [--targets x86_64,x86_64-avx512] [--repeat 50] [--tuned DB]
+    python scripts/benchmark.py [--models demo,resnet18,...] [--targets x86_64,x86_64-avx512]
+                                [--repeat 50] [--tuned build/tuning]
 
-Per model: export (once), compile untuned (and with the tuning database if given), then time
-edgekit and ONNX Runtime interleaved in one process, same input, same threads. Then the CPU
-cost of a 30 Hz frame loop for edgekit and for ONNX Runtime with and without spinning.
+Per model and target: export (once), compile untuned, and compile with the model's tuning
+database if `--tuned DIR` holds one (DIR/MODEL-TARGET, as written by `edgekit tune --db`).
+Then the untuned artifact, the tuned one and ONNX Runtime are timed in one run, interleaved in
+blocks, same input, same threads. Last, the CPU cost of a 30 Hz frame loop for edgekit and for
+ONNX Runtime with and without spinning, at 1 and 2 threads. The tables replace the part of
+BENCHMARKS.md between the `benchmark.py` markers; the rest of the file is kept.
 """
 
 from __future__ import annotations
@@ -12,16 +16,16 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import numpy as np
 
 import edgekit
 from edgekit import console
-from edgekit.benchmark import BenchReport, bench, machine_description
+from edgekit.benchmark import interleave, machine_description
+from edgekit.flops import count_flops
+from edgekit.onnx_model import load_onnx
 from edgekit.reference import Reference, random_inputs
-from edgekit.timing import hold_rate
+from edgekit.timing import LatencyStats, hold_rate
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = {
@@ -30,88 +34,182 @@ MODELS = {
     "mobilenet_v2": f"{REPO / 'scripts' / 'bench_models.py'}:mobilenet_v2",
     "transformer": f"{REPO / 'scripts' / 'bench_models.py'}:transformer_encoder",
 }
+BEGIN, END = "<!-- benchmark.py: begin -->", "<!-- benchmark.py: end -->"
+ORT = "ONNX Runtime"
 
 
 @dataclass
 class Row:
     model: str
     target: str
-    build: str
-    compile_s: float
-    report: BenchReport
+    gflop: float
+    peak_gflops: float
+    compile_s: dict[str, float]
+    tuning: dict | None  # the database's summary (trials, minutes), if tuned
+    latency: dict[str, LatencyStats]  # "untuned", "tuned" (if any), ORT
+
+    def ratio(self, build: str) -> float:
+        return self.latency[build].p50_ms / self.latency[ORT].p50_ms
+
+    def gflops(self, build: str) -> float:
+        return self.gflop / (self.latency[build].p50_ms / 1e3)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--repeat", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--targets", default="x86_64,x86_64-avx512")
-    parser.add_argument("--tuned", type=Path, help="a tuning database folder (edgekit tune --db)")
+    parser.add_argument("--tuned", type=Path, help="folder of tuning databases named MODEL-TARGET (edgekit tune --db)")
     parser.add_argument("--out", type=Path, default=REPO / "out" / "bench")
     parser.add_argument("--markdown", type=Path, default=REPO / "BENCHMARKS.md")
+    parser.add_argument("--no-frame-loop", action="store_true", help="skip the 30 Hz CPU measurement")
     args = parser.parse_args()
 
-    rows = []
-    for name in args.models.split(","):
-        onnx_path = args.out / f"{name}.onnx"
-        if not onnx_path.exists():
-            edgekit.export(MODELS[name], onnx_path)
-        builds = {"untuned": None} | ({"tuned": args.tuned} if args.tuned else {})
-        for target in args.targets.split(","):
-            for build, database in builds.items():
-                artifact = args.out / f"{name}_{target}_{build}"
-                started = time.perf_counter()
-                edgekit.compile(onnx_path, artifact, target=target, tuning_db=database)
-                compile_s = time.perf_counter() - started
-                rows.append(Row(name, target, build, compile_s, bench(artifact, onnx_path, repeat=args.repeat, warmup=10)))
-                console.info(f"{name} {target} {build}: {rows[-1].report.timing.ratio:.2f}x ONNX Runtime")
-    first_target = args.targets.split(",")[0]
-    cpu_use = frame_loop_cpu(args.out / f"demo_{first_target}_untuned", args.out / "demo.onnx") if "demo" in args.models else {}
-    args.markdown.write_text(markdown(rows, cpu_use, args))
-    (args.out / "benchmarks.json").write_text(json.dumps([{"model": r.model, "target": r.target, "build": r.build, "compile_s": r.compile_s, **r.report.to_dict()} for r in rows], indent=2))
+    rows = [measure(name, target, args) for name in args.models.split(",") for target in args.targets.split(",")]
+    cpu_use = {}
+    if "demo" in args.models and not args.no_frame_loop:
+        target = args.targets.split(",")[-1]
+        cpu_use = {threads: frame_loop_cpu(args.out / f"demo_{target}_untuned", args.out / "demo.onnx", threads) for threads in (1, 2)}
+    write_section(args.markdown, markdown(rows, cpu_use, args))
+    (args.out / "benchmarks.json").write_text(
+        json.dumps({"machine": machine_description(), "rows": [asdict(r) for r in rows], "frame_loop": cpu_use}, indent=2, default=str)
+    )
     console.out.print(args.markdown.read_text())
 
 
-def frame_loop_cpu(artifact: Path, reference: Path, rate: float = 30.0, duration: float = 10.0) -> dict[str, dict]:
-    """CPU-seconds per wall-second holding `rate` Hz: edgekit, ONNX Runtime default and no-spin."""
-    model = edgekit.load(artifact)
-    feeds = random_inputs(model.inputs)
+def measure(name: str, target: str, args) -> Row:
+    onnx_path = args.out / f"{name}.onnx"
+    if not onnx_path.exists():
+        edgekit.export(MODELS[name], onnx_path)
+    database = args.tuned / f"{name}-{target}" if args.tuned else None
+    builds = {"untuned": None} | ({"tuned": database} if database and database.is_dir() else {})
+    models, compile_s = {}, {}
+    for build, tuning_db in builds.items():
+        artifact = args.out / f"{name}_{target}_{build}"
+        started = time.perf_counter()
+        edgekit.compile(onnx_path, artifact, target=target, tuning_db=tuning_db)
+        compile_s[build] = time.perf_counter() - started
+        models[build] = edgekit.load(artifact, threads=args.threads)
+    first = next(iter(models.values()))
+    feeds = random_inputs(first.inputs, seed=0)
+    session = Reference(onnx_path, threads=args.threads, spinning=True)  # as its users run it: defaults
+    runtimes = {build: _runner(model, feeds) for build, model in models.items()} | {ORT: lambda: session(feeds)}
+    latency = interleave(runtimes, args.threads, repeat=args.repeat, warmup=10)
+    cpu = first.manifest.target
+    row = Row(
+        model=name,
+        target=target,
+        gflop=count_flops(load_onnx(onnx_path), first.inputs).gflops,
+        peak_gflops=cpu["peak"]["fp32_gflops"] * args.threads / cpu["cpu"]["cores"],
+        compile_s=compile_s,
+        tuning=_tuning_summary(database) if "tuned" in builds else None,
+        latency=latency,
+    )
+    console.info(f"{name} {target}: " + ", ".join(f"{b} {row.ratio(b):.2f}x" for b in builds) + f" of {ORT}")
+    return row
+
+
+def _runner(model, feeds):
     device_inputs = model.to_device(model.bind((), feeds))
-    results = {"edgekit": hold_rate(lambda: model.run_bound(device_inputs), rate, duration, model.threads)}
-    for label, spinning in (("ONNX Runtime (default: spinning)", True), ("ONNX Runtime (allow_spinning=0)", False)):
-        session = Reference(reference, threads=model.threads, spinning=spinning)
+    return lambda: model.run_bound(device_inputs)
+
+
+def _tuning_summary(database: Path) -> dict | None:
+    report = database.parent / f"{database.name}.json"  # edgekit tune --json
+    if not report.exists():
+        return None
+    data = json.loads(report.read_text())
+    return {"trials": sum(t.get("trials_total", 0) for t in data.get("tasks", [])), "minutes": data.get("seconds", 0) / 60}
+
+
+def frame_loop_cpu(artifact: Path, reference: Path, threads: int, rate: float = 30.0, duration: float = 10.0) -> dict[str, dict]:
+    """CPU-seconds per wall-second holding `rate` Hz: edgekit, ONNX Runtime default and no-spin."""
+    model = edgekit.load(artifact, threads=threads)
+    feeds = random_inputs(model.inputs)
+    run = _runner(model, feeds)
+    run()
+    results = {"edgekit": hold_rate(run, rate, duration, threads)}
+    for label, spinning in ((f"{ORT} (default: spinning)", True), (f"{ORT} (allow_spinning=0)", False)):
+        session = Reference(reference, threads=threads, spinning=spinning)
         session(feeds)
-        results[label] = hold_rate(lambda: session(feeds), rate, duration, model.threads)
+        results[label] = hold_rate(lambda session=session: session(feeds), rate, duration, threads)
     return {label: stats.to_dict() for label, stats in results.items()}
 
 
-def markdown(rows: list[Row], cpu_use: dict[str, dict], args) -> str:
+def markdown(rows: list[Row], cpu_use: dict[int, dict], args) -> str:
+    command = "python scripts/benchmark.py" + (f" --tuned {args.tuned}" if args.tuned else "")
     lines = [
-        "# Benchmarks",
+        BEGIN,
+        f"Machine: {machine_description()}. edgekit {edgekit.__version__}, TVM 0.27.0.post1, {args.threads} threads for every runtime.",
         "",
-        f"Machine: {machine_description()}. edgekit {edgekit.__version__}, TVM 0.27.0.post1, ONNX Runtime (same thread count).",
-        f"Each row: edgekit and ONNX Runtime (default session options) on the same random input, same thread count,",
-        f"alternating blocks of 5 inferences with a 20 ms pause at each switch, {args.repeat} timed runs each after 10 warm-up runs. Ratio = edgekit p50 / ONNX Runtime p50.",
-        "GFLOP/s counts Conv/MatMul/Gemm multiply-adds (edgekit.flops); peak is the target descriptor's fp32 figure for the threads used.",
+        f"Reproduce: `{command}` (one run; {time.strftime('%Y-%m-%d')}). Per model and target, the untuned artifact, the tuned one",
+        f"and {ORT} (default session options) run the same random input in one process, in alternating blocks of 5",
+        f"inferences with a 20 ms pause at each switch: {args.repeat} timed runs each after 10 warm-up runs.",
+        f"Latency is p50 ms with p99 after it; ratio = edgekit p50 / {ORT} p50 (below 1: edgekit is faster).",
+        "GFLOP counts Conv/MatMul/Gemm multiply-adds x 2 (edgekit.flops); % of peak is against the target descriptor's fp32 peak.",
         "",
-        "Reproduce: `python scripts/benchmark.py" + (f" --tuned {args.tuned}" if args.tuned else "") + "`",
-        "",
-        "| model | target | build | GFLOP | compile s | threads | edgekit p50 ms | p99 ms | ORT p50 ms | p99 ms | ratio | edgekit GFLOP/s | ORT GFLOP/s | edgekit % of peak | edgekit CPU ms/inf | ORT CPU ms/inf |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        (
+            "| model | target | GFLOP | compile s (untuned / tuned) | tuning | untuned p50 (p99) | tuned p50 (p99) "
+            f"| {ORT} p50 (p99) | untuned ratio | tuned ratio | best GFLOP/s (% of peak) | CPU ms/inf: edgekit best / {ORT} |"
+        ),
+        "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
-        r, t = row.report, row.report.timing
-        lines.append(
-            f"| {row.model} | {row.target} | {row.build} | {r.gflop_per_inference:.3f} | {row.compile_s:.1f} | {t.threads} | {t.edgekit.p50_ms:.3f} | {t.edgekit.p99_ms:.3f} "
-            f"| {t.onnxruntime.p50_ms:.3f} | {t.onnxruntime.p99_ms:.3f} | **{t.ratio:.2f}x** | {r.edgekit_gflops:.1f} | {r.onnxruntime_gflops:.1f} "
-            f"| {r.edgekit_gflops / r.peak_gflops:.1%} | {t.edgekit.cpu_ms_per_inference:.3f} | {t.onnxruntime.cpu_ms_per_inference:.3f} |"
-        )
+        tuned = "tuned" in row.latency
+        best = min(row.latency.keys() - {ORT}, key=lambda build: row.latency[build].p50_ms)
+        cells = [
+            row.model,
+            row.target,
+            f"{row.gflop:.3f}",
+            f"{row.compile_s['untuned']:.1f} / " + (f"{row.compile_s['tuned']:.1f}" if tuned else "-"),
+            f"{row.tuning['trials']} trials, {row.tuning['minutes']:.0f} min" if row.tuning else "-",
+            _latency(row.latency["untuned"]),
+            _latency(row.latency["tuned"]) if tuned else "-",
+            _latency(row.latency[ORT]),
+            f"**{row.ratio('untuned'):.2f}x**",
+            f"**{row.ratio('tuned'):.2f}x**" if tuned else "-",
+            f"{row.gflops(best):.1f} ({row.gflops(best) / row.peak_gflops:.0%})",
+            f"{row.latency[best].cpu_ms_per_inference:.3f} / {row.latency[ORT].cpu_ms_per_inference:.3f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     if cpu_use:
-        lines += ["", f"## CPU use at 30 Hz (demo model, target {args.targets.split(',')[0]}, 10 s)", "", "| runtime | CPU-s / wall-s | p50 ms | latency x 30 | missed frames |", "| --- | ---: | ---: | ---: | ---: |"]
-        for label, stats in cpu_use.items():
-            busy = stats["latency"]["mean_ms"] * 30 / 1e3
-            lines.append(f"| {label} | {stats['cpu_seconds_per_wall_second']:.3f} | {stats['latency']['p50_ms']:.3f} | {busy:.3f} | {stats['missed_deadlines']} |")
-    return "\n".join(lines) + "\n"
+        target = args.targets.split(",")[-1]
+        lines += [
+            "",
+            f"### CPU use at 30 Hz (demo model, untuned, target {target}, 10 s per row)",
+            "",
+            "CPU-s / wall-s is the process's CPU time over the wall time of the whole loop, sleep included;",
+            "busy = mean latency x 30, the wall time inference itself takes per second; the goal is CPU-s / wall-s at most 1.1x busy.",
+            "",
+            "| runtime | threads | CPU-s / wall-s | mean latency ms | busy (latency x 30) | CPU / busy | missed frames |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for threads, results in cpu_use.items():
+            for label, stats in results.items():
+                busy = stats["latency"]["mean_ms"] * 30 / 1e3
+                cpu = stats["cpu_seconds_per_wall_second"]
+                lines.append(
+                    f"| {label} | {threads} | {cpu:.4f} | {stats['latency']['mean_ms']:.3f} | {busy:.4f} | {cpu / busy:.2f}x | {stats['missed_deadlines']} |"
+                )
+    return "\n".join([*lines, END])
+
+
+def _latency(stats: LatencyStats) -> str:
+    return f"{stats.p50_ms:.3f} ({stats.p99_ms:.2f})"
+
+
+def write_section(path: Path, section: str) -> None:
+    """Replace the generated section of `path` (between the markers), keeping the hand-written rest."""
+    text = path.read_text() if path.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
+    if BEGIN not in text or END not in text:
+        text = f"{text.rstrip()}\n\n{BEGIN}\n{END}\n"
+    head, rest = text.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    temporary = path.with_suffix(".md.tmp")
+    temporary.write_text(head + section + tail)
+    temporary.replace(path)
 
 
 if __name__ == "__main__":

@@ -117,11 +117,14 @@ def _runner(model, feeds):
 
 
 def _tuning_summary(database: Path) -> dict | None:
-    report = database.parent / f"{database.name}.json"  # edgekit tune --json
-    if not report.exists():
+    """Trials in the database, and the minutes spent: every `edgekit tune --json DATABASE*.json` report beside it."""
+    summary = database / "edgekit-tuning.json"
+    reports = sorted(database.parent.glob(f"{database.name}*.json"))
+    if not summary.exists() or not reports:
         return None
-    data = json.loads(report.read_text())
-    return {"trials": sum(t.get("trials_total", 0) for t in data.get("tasks", [])), "minutes": data.get("seconds", 0) / 60}
+    seconds = sum(json.loads(report.read_text()).get("seconds", 0.0) for report in reports)
+    trials = sum(model["trials"] for model in json.loads(summary.read_text()).get("models", []))
+    return {"trials": trials, "minutes": seconds / 60}
 
 
 def frame_loop_cpu(artifact: Path, reference: Path, threads: int, rate: float = 30.0, duration: float = 10.0) -> dict[str, dict]:

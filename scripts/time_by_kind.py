@@ -1,20 +1,28 @@
-"""Where an artifact's time goes, by kind of kernel: the profile behind BENCHMARKS.md's notes.
+"""Where an artifact's time goes, by kind of kernel, beside ONNX Runtime: the profile behind BENCHMARKS.md's notes.
 
-    python scripts/time_by_kind.py ARTIFACT [ARTIFACT ...] [--runs 20] [--markdown out.md]
+    python scripts/time_by_kind.py ARTIFACT [ARTIFACT ...] [--runs 20] [--threads 2] [--markdown out.md]
 
 Runs `edgekit profile` on each artifact and sums the per-kernel median latencies by kind
-(1x1, 3x3 and depthwise convolutions, matmuls, softmax, normalization, elementwise, ...),
-with each kind's share of the kernel time and its achieved GFLOP/s.
+(1x1, 3x3 and depthwise convolutions, matmuls, softmax, normalization, elementwise, ...).
+Then ONNX Runtime's own profiler on the artifact's source ONNX (the manifest names it), same
+threads, its per-node times summed by the same kinds: which kinds edgekit loses time on.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import onnx
+import onnxruntime as ort
+
 from edgekit import console
+from edgekit.artifact import read_manifest
 from edgekit.profile import LayerProfile, profile_artifact
 
 
@@ -72,30 +80,98 @@ def by_kind(layers: list[LayerProfile]) -> list[KindTotal]:
     return sorted(totals.values(), key=lambda t: -t.latency_us)
 
 
-def markdown(artifact: Path, totals: list[KindTotal], latency_ms: float) -> str:
+ORT_KINDS = {
+    "MatMul": "matmul / dense",
+    "Gemm": "matmul / dense",
+    "FusedMatMul": "matmul / dense",
+    "FusedGemm": "matmul / dense",
+    "Softmax": "softmax",
+    "LayerNormalization": "normalization",
+    "SkipLayerNormalization": "normalization",
+    "Erf": "GELU (erf)",
+    "Gelu": "GELU (erf)",
+    "BiasGelu": "GELU (erf)",
+    "MaxPool": "pooling",
+    "AveragePool": "pooling",
+    "GlobalAveragePool": "pooling",
+    "ReduceMean": "pooling",
+    "Gather": "embedding / gather",
+}
+
+
+def onnxruntime_by_kind(source: Path, threads: int, runs: int) -> tuple[dict[str, float], float]:
+    """ONNX Runtime's profiler on `source`: microseconds per run by kind, and the mean run in ms."""
+    with tempfile.TemporaryDirectory() as scratch:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        options.optimized_model_filepath = str(Path(scratch) / "optimized.onnx")  # the nodes the profile names
+        session = ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+        optimized = {node.name: node for node in onnx.load(options.optimized_model_filepath).graph.node}
+        shapes = {i.name: [d if isinstance(d, int) else 1 for d in i.shape] for i in session.get_inputs()}
+        feeds = {i.name: np.random.default_rng(0).standard_normal(shapes[i.name]).astype(np.float32) for i in session.get_inputs()}
+        session.run(None, feeds)
+        options.enable_profiling, options.profile_file_prefix = True, str(Path(scratch) / "ort")
+        session = ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+        session.run(None, feeds)  # warm-up, excluded below
+        for _ in range(runs):
+            session.run(None, feeds)
+        events = json.loads(Path(session.end_profiling()).read_text())
+    runs_us = [e["dur"] for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"][1:]
+    totals: dict[str, float] = defaultdict(float)
+    for event in events:
+        if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time"):
+            node = optimized.get(event["name"][: -len("_kernel_time")])
+            totals[_ort_kind(event["args"].get("op_name", ""), node, optimized)] += event["dur"] / (runs + 1)
+    return dict(totals), float(np.mean(runs_us)) / 1e3 if runs_us else float("nan")
+
+
+def _ort_kind(op: str, node, graph) -> str:
+    if op in ("Conv", "FusedConv", "NchwcConv") and node is not None:
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        kernel = "x".join(str(k) for k in attrs.get("kernel_shape", [])) or "?"
+        return f"conv depthwise {kernel}" if attrs.get("group", 1) > 1 and kernel != "1x1" else f"conv {kernel}"
+    return ORT_KINDS.get(op, "elementwise / layout")
+
+
+def markdown(artifact: Path, totals: list[KindTotal], latency_ms: float, theirs: dict[str, float], their_ms: float) -> str:
     kernel_us = sum(t.latency_us for t in totals)
     lines = [
-        f"`{artifact.name}`: inference {latency_ms:.3f} ms, kernels {kernel_us / 1e3:.3f} ms",
+        f"`{artifact.name}`: edgekit inference {latency_ms:.3f} ms (kernels {kernel_us / 1e3:.3f} ms); ONNX Runtime profiled run {their_ms:.3f} ms",
         "",
-        "| kind | calls | ms | share | GFLOP/s |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| kind | calls | edgekit ms | share | GFLOP/s | ONNX Runtime ms | edgekit - ORT ms |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for total in totals:
+    kinds = [t.kind for t in totals] + sorted(set(theirs) - {t.kind for t in totals})
+    by_name = {t.kind: t for t in totals}
+    for kind in kinds:
+        total = by_name.get(kind, KindTotal(kind))
         gflops = f"{total.gflops:.1f}" if total.gflops else "-"
-        lines.append(f"| {total.kind} | {total.calls} | {total.latency_us / 1e3:.3f} | {total.latency_us / kernel_us:.0%} | {gflops} |")
+        ours_ms, their_kind_ms = total.latency_us / 1e3, theirs.get(kind, 0.0) / 1e3
+        lines.append(
+            f"| {kind} | {total.calls} | {ours_ms:.3f} | {total.latency_us / kernel_us:.0%} | {gflops} | {their_kind_ms:.3f} | {ours_ms - their_kind_ms:+.3f} |"
+        )
     return "\n".join(lines)
+
+
+def _source_onnx(artifact: Path) -> Path:
+    """The ONNX the artifact was compiled from: the manifest's path (relative to where compile ran), else beside the artifact."""
+    recorded = Path(read_manifest(artifact).source["path"])
+    return recorded if recorded.is_file() else artifact.parent / recorded.name
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("artifacts", nargs="+", type=Path)
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--markdown", type=Path)
     args = parser.parse_args()
     sections = []
     for artifact in args.artifacts:
-        report = profile_artifact(artifact, runs=args.runs)
-        sections.append(markdown(artifact, by_kind(report.layers), report.totals.latency_ms))
+        report = profile_artifact(artifact, runs=args.runs, threads=args.threads)
+        source = _source_onnx(artifact)
+        theirs, their_ms = onnxruntime_by_kind(source, args.threads, args.runs)
+        sections.append(markdown(artifact, by_kind(report.layers), report.totals.latency_ms, theirs, their_ms))
         console.out.print(sections[-1] + "\n")
     if args.markdown:
         args.markdown.write_text("\n\n".join(sections) + "\n")

@@ -24,6 +24,7 @@ import onnxruntime as ort
 from edgekit import console
 from edgekit.artifact import read_manifest
 from edgekit.profile import LayerProfile, profile_artifact
+from edgekit.reference import random_inputs
 
 
 @dataclass
@@ -99,7 +100,7 @@ ORT_KINDS = {
 }
 
 
-def onnxruntime_by_kind(source: Path, threads: int, runs: int) -> tuple[dict[str, float], float]:
+def onnxruntime_by_kind(source: Path, feeds: dict[str, np.ndarray], threads: int, runs: int) -> tuple[dict[str, float], float]:
     """ONNX Runtime's profiler on `source`: microseconds per run by kind, and the mean run in ms."""
     with tempfile.TemporaryDirectory() as scratch:
         options = ort.SessionOptions()
@@ -107,8 +108,6 @@ def onnxruntime_by_kind(source: Path, threads: int, runs: int) -> tuple[dict[str
         options.optimized_model_filepath = str(Path(scratch) / "optimized.onnx")  # the nodes the profile names
         session = ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
         optimized = {node.name: node for node in onnx.load(options.optimized_model_filepath).graph.node}
-        shapes = {i.name: [d if isinstance(d, int) else 1 for d in i.shape] for i in session.get_inputs()}
-        feeds = {i.name: np.random.default_rng(0).standard_normal(shapes[i.name]).astype(np.float32) for i in session.get_inputs()}
         session.run(None, feeds)
         options.enable_profiling, options.profile_file_prefix = True, str(Path(scratch) / "ort")
         session = ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
@@ -141,7 +140,7 @@ def markdown(artifact: Path, totals: list[KindTotal], latency_ms: float, theirs:
         "| kind | calls | edgekit ms | share | GFLOP/s | ONNX Runtime ms | edgekit - ORT ms |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    kinds = [t.kind for t in totals] + sorted(set(theirs) - {t.kind for t in totals})
+    kinds = list(dict.fromkeys([t.kind for t in totals] + sorted(theirs)))
     by_name = {t.kind: t for t in totals}
     for kind in kinds:
         total = by_name.get(kind, KindTotal(kind))
@@ -170,7 +169,7 @@ def main() -> None:
     for artifact in args.artifacts:
         report = profile_artifact(artifact, runs=args.runs, threads=args.threads)
         source = _source_onnx(artifact)
-        theirs, their_ms = onnxruntime_by_kind(source, args.threads, args.runs)
+        theirs, their_ms = onnxruntime_by_kind(source, random_inputs(read_manifest(artifact).inputs), args.threads, args.runs)
         sections.append(markdown(artifact, by_kind(report.layers), report.totals.latency_ms, theirs, their_ms))
         console.out.print(sections[-1] + "\n")
     if args.markdown:

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from benchmark import MODELS as FP32_MODELS  # scripts/ is on the path when a script runs
 from rich.table import Table
 
 import edgekit
@@ -24,13 +25,8 @@ from edgekit.onnx_model import load_onnx, model_inputs, resolve_static_shapes
 from edgekit.reference import Reference, random_inputs
 
 REPO = Path(__file__).resolve().parent.parent
-MODELS = {
-    "demo": f"{REPO / 'edgekit' / 'demo' / 'digits_cnn.py'}:factory",
-    "concat": f"{REPO / 'edgekit' / 'demo' / 'digits_concat.py'}:digits_concat",
-    "resnet18": f"{REPO / 'scripts' / 'bench_models.py'}:resnet18",
-    "mobilenet_v2": f"{REPO / 'scripts' / 'bench_models.py'}:mobilenet_v2",
-    "transformer": f"{REPO / 'scripts' / 'bench_models.py'}:transformer_encoder",
-}
+# The fp32 suite's models, plus the concat demo (residual adds and a concat in integers).
+MODELS = {"demo": FP32_MODELS["demo"], "concat": f"{REPO / 'edgekit' / 'demo' / 'digits_concat.py'}:digits_concat"} | FP32_MODELS
 DIGITS_CALIB = REPO / "calibration_data" / "digits_calib.npz"
 
 

@@ -106,11 +106,9 @@ def onnxruntime_by_kind(source: Path, feeds: dict[str, np.ndarray], threads: int
         options = ort.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         options.optimized_model_filepath = str(Path(scratch) / "optimized.onnx")  # the nodes the profile names
-        session = ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
-        optimized = {node.name: node for node in onnx.load(options.optimized_model_filepath).graph.node}
-        session.run(None, feeds)
         options.enable_profiling, options.profile_file_prefix = True, str(Path(scratch) / "ort")
         session = ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+        optimized = {node.name: node for node in onnx.load(options.optimized_model_filepath).graph.node}
         session.run(None, feeds)  # warm-up, excluded below
         for _ in range(runs):
             session.run(None, feeds)

@@ -136,18 +136,22 @@ def _prim_funcs(mod: tvm.IRModule) -> dict[str, tvm.tirx.PrimFunc]:
     return {gv.name_hint: f for gv, f in mod.functions_items() if isinstance(f, tvm.tirx.PrimFunc)}
 
 
-@pytest.mark.parametrize("name", sorted(PATTERNS))
-def test_scheduled_pattern_matches_onnxruntime(name, tmp_path):
-    model = PATTERNS[name]()
-    source = tmp_path / f"{name}.onnx"
+def _assert_matches_onnxruntime(model: onnx.ModelProto, name: str, target: str, folder) -> None:
+    """Compile `model` for `target`, run it here, and compare every output with ONNX Runtime's."""
+    source = folder / f"{name}.onnx"
     onnx.save(model, source)
-    compiled = edgekit.load(edgekit.compile(source, tmp_path / name, target="x86_64"))
+    compiled = edgekit.load(edgekit.compile(source, folder / name, target=target))
     feeds = _feeds(model)
     got = compiled(**feeds)
     for output, expected in Reference(model)(feeds).items():
         assert got[output].shape == expected.shape
         scale = max(1.0, float(np.abs(expected).max()))
         assert np.abs(got[output] - expected).max() <= 1e-4 * scale, name
+
+
+@pytest.mark.parametrize("name", sorted(PATTERNS))
+def test_scheduled_pattern_matches_onnxruntime(name, tmp_path):
+    _assert_matches_onnxruntime(PATTERNS[name](), name, "x86_64", tmp_path)
 
 
 # Big enough to be worth threads (tiny loop nests stay serial on purpose).
@@ -267,14 +271,7 @@ AVX512_PATTERNS = {
 @pytest.mark.parametrize("name", sorted(AVX512_PATTERNS))
 def test_avx512_patterns_match_onnxruntime_and_use_register_wide_vectors(name, tmp_path):
     model = AVX512_PATTERNS[name]()
-    source = tmp_path / f"{name}.onnx"
-    onnx.save(model, source)
-    compiled = edgekit.load(edgekit.compile(source, tmp_path / name, target="x86_64-avx512"))
-    feeds = _feeds(model)
-    got = compiled(**feeds)
-    for output, expected in Reference(model)(feeds).items():
-        scale = max(1.0, float(np.abs(expected).max()))
-        assert np.abs(got[output] - expected).max() <= 1e-4 * scale, name
+    _assert_matches_onnxruntime(model, name, "x86_64-avx512", tmp_path)
 
     funcs = _prim_funcs(_scheduled_module(model, "x86_64-avx512"))
     heavy = [f for f in funcs.values() if str(f.attrs.get(RULE_ATTR, "")) in ("conv2d", "matmul")]

@@ -127,6 +127,14 @@ def vectorize_innermost(sch: s_tir.Schedule, loop: s_tir.schedule.LoopRV, lanes:
         sch.vectorize(inner)
 
 
+def lanes_dividing(n: int | None, cpu: CpuShape) -> int | None:
+    """The vector width for a loop of `n`: the full register if it divides n, else a half register
+    (8-lane ymm on AVX-512, for 24 channels, 56-pixel rows or 1000 classes), else None."""
+    if not n:
+        return None
+    return next((size for size in (cpu.lanes, cpu.lanes // 2) if size >= 4 and n % size == 0), None)
+
+
 def vectorize_by_lanes(sch: s_tir.Schedule, loop: s_tir.schedule.LoopRV, lanes: int) -> None:
     """Vectorize `loop` (a multiple of `lanes` long); as unrolled vectors of `lanes` if it must.
 

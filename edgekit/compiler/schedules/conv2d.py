@@ -31,6 +31,7 @@ from edgekit.compiler.schedules.common import (
     extent,
     inline_epilogues,
     is_param_buffer,
+    lanes_dividing,
     parallelize_outer,
     plain_loop_nest,
     prepack_read,
@@ -89,8 +90,7 @@ def _find_conv(sch: s_tir.Schedule, func: tirx.PrimFunc):
 def _schedule_channel_vectorized(sch: s_tir.Schedule, block, weight_index: int, cpu: CpuShape) -> bool:
     n, f, y, x, rc, ry, rx = sch.get_loops(block)
     out_channels, width = extent(sch, f), extent(sch, x)
-    # Half vectors for channel counts such as 24 on 16-lane AVX-512 (MobileNet's bottlenecks).
-    lanes = next((size for size in (cpu.lanes, cpu.lanes // 2) if size >= 4 and out_channels % size == 0), None) if out_channels else None
+    lanes = lanes_dividing(out_channels, cpu)
     if lanes is None or width is None:
         return False
     vector_counts = [d for d in divisors(out_channels // lanes) if d <= 4]
@@ -173,7 +173,7 @@ def _is_sum_of(expr, a, b) -> bool:
 def _schedule_channelwise(sch: s_tir.Schedule, block, cpu: CpuShape) -> None:
     n, f, y, x, rc, ry, rx = sch.get_loops(block)
     width = extent(sch, x) or 1
-    row, lanes = _row_tile(width, cpu.lanes)
+    row, lanes = _row_tile(width, cpu)
     producers = sch.get_producers(block)
     accumulator = sch.cache_write(block, 0, "local")
     x_o, x_i = sch.split(x, [None, row])
@@ -191,18 +191,17 @@ def _schedule_channelwise(sch: s_tir.Schedule, block, cpu: CpuShape) -> None:
             vectorize_innermost(sch, sch.get_loops(producer)[-1], cpu.lanes)
 
 
-def _row_tile(width: int, lanes: int) -> tuple[int, int]:
+def _row_tile(width: int, cpu: CpuShape) -> tuple[int, int]:
     """(the vectorized piece of an output row, its vector width).
 
-    A multiple of the full vector dividing the row; else of a half vector (rows of 56 and 28 on
-    16-lane AVX-512, vectorized as unrolled 8-lane ymm vectors); else the whole short row.
+    A multiple of the full (or else half) vector dividing the row, up to four full vectors; else
+    the whole short row.
     """
-    fitting = [d for d in divisors(width) if d <= 4 * lanes]
-    for size in (lanes, lanes // 2):
-        aligned = [d for d in fitting if size >= 4 and d % size == 0]
-        if aligned:
-            return max(aligned), size
-    return max(fitting), lanes
+    fitting = [d for d in divisors(width) if d <= 4 * cpu.lanes]
+    size = lanes_dividing(width, cpu)
+    if size is None:
+        return max(fitting), cpu.lanes
+    return max(d for d in fitting if d % size == 0), size
 
 
 def _schedule_producers(sch: s_tir.Schedule, producers, cpu: CpuShape) -> None:

@@ -19,6 +19,7 @@ from edgekit.compiler.schedules.common import (
     extent,
     inline_epilogues,
     is_param_buffer,
+    lanes_dividing,
     parallelize_outer,
     plain_loop_nest,
     prepack_read,
@@ -47,9 +48,8 @@ def schedule_matmul(func: tirx.PrimFunc, cpu: CpuShape) -> s_tir.Schedule | None
     _, (b_index, b_region) = operands
     *batch, i_loop, j_loop, k_loop = sch.get_loops(block)
     m, n = extent(sch, i_loop), extent(sch, j_loop)
-    # Half-width vectors when the columns are no multiple of the full width (1000 classes on AVX-512).
-    lanes = next((size for size in (cpu.lanes, cpu.lanes // 2) if size >= 4 and n % size == 0), None) if m and n else None
-    if lanes is None:
+    lanes = lanes_dividing(n, cpu)
+    if lanes is None or not m:
         return None
 
     vector_counts = [d for d in divisors(n // lanes) if d <= 6]

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 from edgekit.errors import EdgekitError, GateFailure, InputError
 
 if TYPE_CHECKING:
-    from edgekit.checker import CheckReport
-    from edgekit.exporter import ExportReport
+    from edgekit.checker.artifact_check import CheckReport
+    from edgekit.exporter.torch_to_onnx import ExportReport
     from edgekit.quantizer import QuantizeResult
-    from edgekit.runtime import CompiledModel
+    from edgekit.runtime.compiled_model import CompiledModel
     from edgekit.target_spec import TargetSpec
 
 __version__ = "0.1.0"
@@ -34,7 +34,7 @@ def export(
     rtol: float = 1e-3,
 ) -> ExportReport:
     """PyTorch (`model.pt2` or `file.py:factory`) to ONNX, checked against PyTorch in ONNX Runtime."""
-    from edgekit.exporter import ExportOptions, export_model
+    from edgekit.exporter.torch_to_onnx import ExportOptions, export_model
 
     options = ExportOptions(opset, list(input_names or []), list(output_names or []), dict(dynamic_axes or {}), atol, rtol)
     return export_model(str(source), Path(output), options)
@@ -93,8 +93,8 @@ def check(
     threads: int | None = None,
 ) -> CheckReport:
     """Compare an artifact with ONNX Runtime on a data set; `report.passed` says if every gate held."""
-    from edgekit.checker import Thresholds
-    from edgekit.checker import check as run_check
+    from edgekit.checker.artifact_check import Thresholds
+    from edgekit.checker.artifact_check import check as run_check
 
     thresholds = Thresholds(max_abs=max_abs, min_cosine=min_cosine, min_top1_agreement=min_top1_agreement)
     return run_check(Path(artifact), Path(reference), Path(data), thresholds, threads)
@@ -102,7 +102,7 @@ def check(
 
 def load(artifact: str | Path, threads: int | None = None, cpu_ids: list[int] | None = None) -> CompiledModel:
     """Load an artifact folder; call the result with arrays by input name to get outputs by name."""
-    from edgekit.runtime import load as load_artifact
+    from edgekit.runtime.compiled_model import load as load_artifact
 
     return load_artifact(Path(artifact), threads=threads, cpu_ids=cpu_ids)
 

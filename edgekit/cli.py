@@ -173,7 +173,7 @@ def compile_command(model, target, output, shapes, dims, name, device, tuning_db
 def run(artifact, inputs, output, repeat, warmup, threads, cpus, rate, duration, json_path):
     """Run an artifact with the TVM runtime."""
     import edgekit
-    from edgekit.runtime import run_at_rate, time_model
+    from edgekit.runtime.compiled_model import run_at_rate, time_model
 
     if json_path is not None and not (repeat or rate):
         raise InputError("--json writes timing statistics", "add --repeat N or --rate HZ")
@@ -225,7 +225,7 @@ def check_command(artifact, reference, data, max_abs, min_cosine, min_top1, thre
     Without ARTIFACT, evaluate the gates of edgekit.toml on the project's build folder instead.
     """
     import edgekit
-    from edgekit.checker import write_report
+    from edgekit.checker.artifact_check import write_report
 
     if artifact is None:
         return _check_project(project_path, baseline, threads, json_path)
@@ -269,7 +269,7 @@ def check_command(artifact, reference, data, max_abs, min_cosine, min_top1, thre
 def tune_command(model, target, trials, database, time_budget, rpc, tracker, key, shapes, dims, max_trials_per_task, json_path):
     """Tune MODEL's kernels for a target with MetaSchedule; compile then uses the records."""
     from edgekit.onnx_model import parse_dim_option, parse_shape_option
-    from edgekit.tuning import RpcConfig, tune_onnx
+    from edgekit.compiler.tuning import RpcConfig, tune_onnx
 
     report = tune_onnx(
         model, target, database, trials,
@@ -305,7 +305,7 @@ def _us_cell(value: float | None) -> str:
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the results as JSON.")
 def bench_command(artifact, reference, repeat, warmup, threads, json_path):
     """Time an artifact against ONNX Runtime: same input, same threads, interleaved."""
-    from edgekit.benchmark import bench
+    from edgekit.measure.bench import bench
 
     report = bench(artifact, reference, repeat=repeat, warmup=warmup, threads=threads)
     timing = report.timing
@@ -327,7 +327,7 @@ def bench_command(artifact, reference, repeat, warmup, threads, json_path):
 @click.option("--tar", "tarball", is_flag=True, help="Also write OUTPUT.tar.gz.")
 def bundle(artifact, output, target, tarball):
     """Bundle an artifact with the on-device runner and its TVM runtime for the board."""
-    from edgekit.bundle import make_bundle
+    from edgekit.runtime.bundle import make_bundle
 
     made = make_bundle(artifact, output, target=target, tarball=tarball)
     table = Table(title=f"bundle {made.folder} for {made.target}")
@@ -351,7 +351,7 @@ def runner():
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Folder for the runner and its runtime libraries.")
 def runner_build(target, output):
     """Build edgekit-runner for a target (cross-compiled for arm boards)."""
-    from edgekit.runner.build import build_runner
+    from edgekit.runtime.runner.runner_build import build_runner
     from edgekit.target_spec import load_target
 
     built = build_runner(load_target(target), output)
@@ -368,8 +368,8 @@ _PROJECT_OPTION = click.option("--project", "project_path", type=click.Path(path
 @click.option("--threads", type=int, help="Threads for the artifact and ONNX Runtime while checking.")
 def pipeline_command(project_path, baseline, threads):
     """Export, quantize, compile and check the project in edgekit.toml into its build folder; exit 1 if a gate fails."""
-    from edgekit.pipeline import run_pipeline
-    from edgekit.project import load_project
+    from edgekit.project.pipeline import run_pipeline
+    from edgekit.project.project_file import load_project
 
     result = run_pipeline(load_project(project_path), baseline=baseline, threads=threads)
     _finish_gates(result.report, result.build_dir)
@@ -386,10 +386,10 @@ def baseline_group():
 @click.option("--threads", type=int, help="Threads for the artifact and ONNX Runtime.")
 def baseline_save(project_path, force, threads):
     """Measure the project's build and record its gate values and outputs as the baseline."""
-    from edgekit.baseline import golden_path, save_baseline
-    from edgekit.build_check import measure_build
+    from edgekit.project.baselines import golden_path, save_baseline
+    from edgekit.project.build_check import measure_build
     from edgekit.errors import GateFailure
-    from edgekit.project import load_project
+    from edgekit.project.project_file import load_project
 
     project = load_project(project_path)
     report, measured = measure_build(project, threads)
@@ -403,9 +403,9 @@ def baseline_save(project_path, force, threads):
 
 def _check_project(project_path, baseline, threads, json_path) -> None:
     """`edgekit check` without ARTIFACT: the gates of edgekit.toml on its build folder."""
-    from edgekit.build_check import check_build
-    from edgekit.ci_report import write_json
-    from edgekit.project import load_project
+    from edgekit.project.build_check import check_build
+    from edgekit.checker.ci_reports import write_json
+    from edgekit.project.project_file import load_project
 
     project = load_project(project_path)
     report = check_build(project, baseline=baseline, threads=threads)
@@ -415,8 +415,8 @@ def _check_project(project_path, baseline, threads, json_path) -> None:
 
 
 def _finish_gates(report, build_dir: Path) -> None:
-    from edgekit.build_folder import CHECK_JSON, JUNIT_XML, SUMMARY_TXT
-    from edgekit.ci_report import summary_text
+    from edgekit.project.build_folder import CHECK_JSON, JUNIT_XML, SUMMARY_TXT
+    from edgekit.checker.ci_reports import summary_text
 
     click.echo(summary_text(report), nl=False)
     console.out.print(f"wrote {', '.join(str(build_dir / name) for name in (CHECK_JSON, JUNIT_XML, SUMMARY_TXT))}")
@@ -434,7 +434,7 @@ def _finish_gates(report, build_dir: Path) -> None:
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the per-layer profile and its totals as JSON.")
 def profile_command(artifact, runs, warmup, threads, json_path):
     """Per layer: FLOPs, bytes, measured latency and the share of the target's roofline reached."""
-    from edgekit.profile import profile_artifact
+    from edgekit.measure.profile import profile_artifact
 
     report = profile_artifact(artifact, runs=runs, warmup=warmup, threads=threads)
     _print_profile(report)

@@ -155,3 +155,18 @@ def _spec(value_info: onnx.ValueInfoProto) -> TensorSpec:
 
 def _dims(shape: tuple[int, ...]) -> str:
     return "x".join(str(d) for d in shape)
+
+
+def with_static_inputs(model: onnx.ModelProto, inputs: list[TensorSpec]) -> onnx.ModelProto:
+    """A copy of `model` whose graph inputs have the static shapes of `inputs`."""
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    shapes = {spec.name: spec.shape for spec in inputs}
+    for value_info in fixed.graph.input:
+        if value_info.name not in shapes:
+            continue
+        dims = value_info.type.tensor_type.shape.dim
+        for dim, size in zip(dims, shapes[value_info.name]):
+            dim.Clear()
+            dim.dim_value = size
+    return fixed

@@ -20,7 +20,7 @@ from rich.table import Table
 
 import edgekit
 from edgekit import console
-from edgekit.benchmark import interleave, machine_description
+from edgekit.measure.bench import interleave, machine_description
 from edgekit.onnx_model import load_onnx, model_inputs, resolve_static_shapes
 from edgekit.reference import Reference, random_inputs
 

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import edgekit
 from edgekit import console
-from edgekit.benchmark import interleave, machine_description
-from edgekit.flops import count_flops
+from edgekit.measure.bench import interleave, machine_description
+from edgekit.measure.flops import count_flops
 from edgekit.onnx_model import load_onnx
 from edgekit.reference import Reference, random_inputs
-from edgekit.timing import LatencyStats, hold_rate
+from edgekit.runtime.timing import LatencyStats, hold_rate
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = {
@@ -153,7 +153,7 @@ def markdown(rows: list[Row], cpu_use: dict[int, dict], args) -> str:
         f"and {ORT} (default session options) run the same random input in one process, in alternating blocks of 5",
         f"inferences with a 20 ms pause at each switch: {args.repeat} timed runs each after 10 warm-up runs.",
         f"Latency is p50 ms with p99 after it; ratio = edgekit p50 / {ORT} p50 (below 1: edgekit is faster).",
-        "GFLOP counts Conv/MatMul/Gemm multiply-adds x 2 (edgekit.flops); % of peak is against the target descriptor's fp32 peak.",
+        "GFLOP counts Conv/MatMul/Gemm multiply-adds x 2 (edgekit.measure.flops); % of peak is against the target descriptor's fp32 peak.",
         "",
         (
             "| model | target | GFLOP | compile s (untuned / tuned) | tuning | untuned p50 (p99) | tuned p50 (p99) "

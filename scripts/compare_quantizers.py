@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))  # run from a checkout without installing edgekit
 
 import edgekit
 from edgekit import console, versions
-from edgekit.benchmark import machine_description
+from edgekit.measure.bench import machine_description
 
 MODELS = {
     "demo": REPO / "edgekit" / "demo" / "digits_cnn.py",

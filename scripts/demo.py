@@ -15,7 +15,7 @@ from rich.table import Table
 
 import edgekit
 from edgekit import console
-from edgekit.benchmark import compare_latency
+from edgekit.measure.bench import compare_latency
 
 REPO = Path(__file__).resolve().parent.parent
 FACTORY = f"{REPO / 'edgekit' / 'demo' / 'digits_cnn.py'}:factory"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzz the on-device runner's .npy reader (edgekit/runner/src/npy.cc) with libFuzzer, ASan and
+# Fuzz the on-device runner's .npy reader (edgekit/runtime/runner/src/npy.cc) with libFuzzer, ASan and
 # UBSan for a bounded time, starting from valid .npy files written by numpy.
 #   scripts/fuzz_runner.sh [SECONDS]     (default 60; needs clang + libFuzzer: scripts/setup_cross.sh)
 # Prints the number of runs and crashes; exits 1 if any input crashed the reader.
@@ -8,11 +8,11 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 work=${FUZZ_WORK:-build/fuzz}
 python=${PYTHON:-.venv/bin/python}
-src=edgekit/runner/src
+src=edgekit/runtime/runner/src
 mkdir -p "$work/seeds" "$work/corpus" "$work/crashes"
 
 clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -I "$src" edgekit/runner/fuzz/npy_fuzz.cc "$src/npy.cc" "$src/dtype.cc" -o "$work/npy_fuzz"
+  -I "$src" edgekit/runtime/runner/fuzz/npy_fuzz.cc "$src/npy.cc" "$src/dtype.cc" -o "$work/npy_fuzz"
 
 # Seeds: every dtype, 0-d to 4-d, empty arrays, format versions 1.0-3.0, and files the reader
 # must refuse (Fortran order, big-endian, strings, structured, truncated).
@@ -46,7 +46,7 @@ for name, array in arrays.items():
 PY
 
 "$work/npy_fuzz" -max_total_time="$seconds" -max_len=8192 -print_final_stats=1 -timeout=10 \
-  -dict=edgekit/runner/fuzz/npy.dict -artifact_prefix="$work/crashes/" \
+  -dict=edgekit/runtime/runner/fuzz/npy.dict -artifact_prefix="$work/crashes/" \
   "$work/corpus" "$work/seeds" >"$work/fuzz.log" 2>&1 || true
 
 runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$work/fuzz.log" | grep -o '[0-9]*$' | tail -1)

@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.table import Table
 
 from edgekit import console
-from edgekit.agreement import compare_with_onnxruntime, to_rows
+from edgekit.checker.agreement import compare_with_onnxruntime, to_rows
 
 
 def main() -> None:

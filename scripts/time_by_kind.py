@@ -23,7 +23,7 @@ import onnxruntime as ort
 
 from edgekit import console
 from edgekit.artifact import read_manifest
-from edgekit.profile import LayerProfile, profile_artifact
+from edgekit.measure.profile import LayerProfile, profile_artifact
 from edgekit.reference import random_inputs
 
 

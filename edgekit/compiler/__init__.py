@@ -1,5 +1,33 @@
-"""The compile stage: fold shapes, import to TVM Relax, build for a target, write an artifact."""
+"""The compile stage: fold shapes, import to TVM Relax, rewrite int8 regions, schedule, build an artifact.
 
-from edgekit.compiler.build import CompileOptions, compile_onnx
+    build_artifact.py  compile_onnx: ONNX in, artifact folder (library + manifest) out
+    fold.py            constant and shape subgraphs folded, checked in ONNX Runtime
+    relax_import.py    ONNX to Relax with failures named by node
+    integer.py         QDQ regions to integer kernels
+    relax_pipeline.py  legalize, fuse, schedule, lower
+    schedules/         edgekit's default CPU schedules
+    tuning/            MetaSchedule records (`edgekit tune`), which compile looks up
+    gpu.py             CUDA (Orin) and OpenCL (Mali) builds
 
-__all__ = ["CompileOptions", "compile_onnx"]
+Names load on first use: MetaSchedule's workers import compiler.tuning.candidates and must not
+pay for TVM's ONNX importer.
+"""
+
+import importlib
+
+_PUBLIC = {
+    "CompileOptions": "edgekit.compiler.build_artifact",
+    "compile_onnx": "edgekit.compiler.build_artifact",
+    "fold_model": "edgekit.compiler.fold",
+    "has_qdq": "edgekit.compiler.integer",
+    "integer_regions": "edgekit.compiler.integer",
+    "fused_module": "edgekit.compiler.relax_pipeline",
+    "import_onnx": "edgekit.compiler.relax_import",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'edgekit.compiler' has no attribute '{name}'")

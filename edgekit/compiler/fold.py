@@ -20,7 +20,7 @@ import onnxruntime as ort
 import onnxslim
 
 from edgekit.errors import UnsupportedModelError
-from edgekit.onnx_model import TensorSpec
+from edgekit.onnx_model import TensorSpec, with_static_inputs
 from edgekit.reference import Reference, random_inputs
 
 SHAPE_OPS = ("Shape", "Size", "ConstantOfShape")
@@ -67,20 +67,6 @@ def fold_model(model: onnx.ModelProto, inputs: list[TensorSpec]) -> tuple[onnx.M
         note=note,
     )
     return folded, report
-
-
-def with_static_inputs(model: onnx.ModelProto, inputs: list[TensorSpec]) -> onnx.ModelProto:
-    fixed = onnx.ModelProto()
-    fixed.CopyFrom(model)
-    shapes = {spec.name: spec.shape for spec in inputs}
-    for value_info in fixed.graph.input:
-        if value_info.name not in shapes:
-            continue
-        dims = value_info.type.tensor_type.shape.dim
-        for dim, size in zip(dims, shapes[value_info.name]):
-            dim.Clear()
-            dim.dim_value = size
-    return fixed
 
 
 def _compare(original: onnx.ModelProto, folded: onnx.ModelProto, inputs: list[TensorSpec]) -> tuple[float, bool, str]:

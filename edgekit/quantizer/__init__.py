@@ -1,6 +1,7 @@
-"""quantize: calibrated int8 post-training quantization to QDQ ONNX, with a record of every decision."""
+"""The quantize stage: calibrated int8 post-training quantization to QDQ ONNX, with a record of every decision."""
 
+from edgekit.quantizer.accuracy_budget import AccuracyBudget
 from edgekit.quantizer.api import QuantizeResult, quantize
-from edgekit.quantizer.budget import AccuracyBudget
+from edgekit.quantizer.sensitivity_html import FALLBACK_BELOW_DB, GUIDES
 
-__all__ = ["AccuracyBudget", "QuantizeResult", "quantize"]
+__all__ = ["FALLBACK_BELOW_DB", "GUIDES", "AccuracyBudget", "QuantizeResult", "quantize"]

@@ -10,9 +10,9 @@ import onnx
 
 from edgekit import console
 from edgekit.files import atomic_file
-from edgekit.quantizer.budget import AccuracyBudget, meet_budget
-from edgekit.quantizer.collect import count_clipped
-from edgekit.quantizer.metrics import OutputAgreement, agreement, run_outputs
+from edgekit.quantizer.accuracy_budget import AccuracyBudget, meet_budget
+from edgekit.quantizer.activation_stats import count_clipped
+from edgekit.quantizer.evaluation import OutputAgreement, agreement, run_outputs
 from edgekit.quantizer.job import build_qdq, start_job
 from edgekit.quantizer.record import make_record, record_path_for, write_record
 from edgekit.quantizer.sensitivity import sensitivity_report

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edgekit.quantizer.calibrators import calibrate
-from edgekit.quantizer.collect import collect_histograms, collect_ranges
+from edgekit.quantizer.activation_stats import collect_histograms, collect_ranges
 from edgekit.dataset import Dataset
 from edgekit.quantizer.graph import GraphView
 from edgekit.quantizer.histogram import Histogram

@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from edgekit import console
-from edgekit.quantizer.collect import observed_tensors
+from edgekit.quantizer.activation_stats import observed_tensors
 from edgekit.metrics import cosines, sqnr_db
-from edgekit.quantizer.metrics import run_outputs
+from edgekit.quantizer.evaluation import run_outputs
 from edgekit.quantizer.plan import QUANTIZERS
 from edgekit.quantizer.job import QuantizedModel, build_qdq
 from edgekit.reference import Reference

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgekit.files import atomic_file
-from edgekit.report.collect import collect_report
+from edgekit.report.gather import collect_report
 from edgekit.report.page import report_html
 
 REPORT_HTML = "report.html"

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.plots import bar_chart, histogram_chart, line_chart, roofline_chart
-from edgekit.quantizer.sensitivity_html import FALLBACK_BELOW_DB, GUIDES
+from edgekit.quantizer import FALLBACK_BELOW_DB, GUIDES
 
 SECTIONS = (
     ("model", "Model"),

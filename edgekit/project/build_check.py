@@ -1,0 +1,130 @@
+"""`edgekit check` on a project: measure a build's artifacts on the eval data and evaluate its gates.
+
+Every artifact of the build that runs on this machine is run on every eval sample beside the
+float reference (`model.onnx` in ONNX Runtime); the gates of `edgekit.toml` are evaluated on the
+two stacks of outputs and the labels, optionally compared with the baseline, and the reports
+(`check.json`, `check.junit.xml`, `summary.txt`) are written into the build folder, whose
+`build.json` then records their hashes and the verdict.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgekit import console
+from edgekit.artifact import read_manifest
+from edgekit.project.baselines import apply_baseline
+from edgekit.project.build_folder import CHECK_JSON, JUNIT_XML, SUMMARY_TXT, data_sha256, file_entry, read_record, write_record
+from edgekit.checker import GateReport, TargetReport, write_json, write_junit, write_summary
+from edgekit.dataset import load_dataset
+from edgekit.errors import InputError
+from edgekit.files import sha256_file
+from edgekit.checker import Measured, evaluate
+from edgekit.project.project_file import Project
+from edgekit.metrics import top1
+from edgekit.reference import Reference
+from edgekit.runtime import load
+
+
+def measure_build(project: Project, threads: int | None = None) -> tuple[GateReport, list[Measured]]:
+    """Verify the build, run its artifacts and the reference on the eval data, evaluate the gates."""
+    started = time.perf_counter()
+    record = read_record(project)
+    build = project.build_dir
+    reference_path = build / record["reference"]
+    runnable = {name: build / folder for name, folder in record["artifacts"].items() if _runs_here(build / folder)}
+    if not runnable:
+        raise InputError(
+            f"no artifact of {build} runs on this machine ({platform.machine()}): targets {', '.join(record['artifacts'])}",
+            "add a target for this machine to [compile] targets (gates run the artifact here)",
+        )
+    for name in sorted(set(record["artifacts"]) - set(runnable)):
+        console.warn(f"target {name} does not run on this machine: its gates are not evaluated here")
+    targets, measured = [], []
+    for name, folder in runnable.items():
+        with console.step(f"measuring {name} against ONNX Runtime on {project.relative(project.eval_data)}"):
+            result, dataset_size = _measure(name, folder, reference_path, project.eval_data, threads)
+        measured.append(result)
+        manifest = read_manifest(folder)
+        targets.append(TargetReport(
+            target=name, artifact=project.relative(folder), library_sha256=manifest.files[manifest.library],
+            results=evaluate(project.gates, result), reference_accuracy=_reference_accuracy(result),
+        ))
+    report = GateReport(
+        project=project.name, project_file=str(project.path), build=project.relative(build),
+        data={"path": project.relative(project.eval_data), "sha256": data_sha256(project.eval_data), "samples": dataset_size, "labels": measured[0].labels is not None},
+        reference={"path": record["reference"], "sha256": sha256_file(reference_path)},
+        targets=targets,
+    )
+    report.seconds = time.perf_counter() - started
+    return report, measured
+
+
+def check_build(project: Project, baseline: bool = False, threads: int | None = None) -> GateReport:
+    """Evaluate the project's gates on its build (and the baseline); write the reports into the build folder.
+
+    Returns the report (`report.passed`); raises InputError for a missing, stale or unmatched
+    build, baseline or data set, ArtifactError for tampered files.
+    """
+    report, measured = measure_build(project, threads)
+    if baseline:
+        apply_baseline(report, project, measured)
+    write_reports(project, report)
+    return report
+
+
+def write_reports(project: Project, report: GateReport) -> None:
+    """check.json, check.junit.xml and summary.txt into the build folder, then their hashes into build.json."""
+    build = project.build_dir
+    write_json(report, build / CHECK_JSON)
+    write_junit(report, build / JUNIT_XML)
+    write_summary(report, build / SUMMARY_TXT)
+    record = read_record(project)
+    record["check"] = {
+        "passed": report.passed,
+        "baseline": report.baseline,
+        "data": report.data,
+        "reports": [file_entry(build / name, build) for name in (CHECK_JSON, JUNIT_XML, SUMMARY_TXT)],
+        "gates": {t.target: {r.gate: {"value": r.value, "passed": r.passed} for r in t.results} for t in report.targets},
+    }
+    write_record(build, record)
+
+
+def _runs_here(folder: Path) -> bool:
+    manifest = read_manifest(folder)
+    return manifest.target["cpu"]["triple"].split("-", 1)[0] == platform.machine() and "gpu" not in manifest.runtime
+
+
+def _measure(target: str, artifact: Path, reference: Path, data: Path, threads: int | None) -> tuple[Measured, int]:
+    model = load(artifact, threads=threads)
+    dataset = load_dataset(data, model.inputs)
+    session = Reference(reference, threads=model.threads)
+    missing = [spec.name for spec in model.outputs if spec.name not in session.output_names]
+    if missing:
+        raise InputError(f"reference {reference} lacks the artifact's outputs {', '.join(missing)}", "rebuild with `edgekit pipeline`")
+    names = [spec.name for spec in model.outputs]
+    ours: dict[str, list] = {name: [] for name in names}
+    theirs: dict[str, list] = {name: [] for name in names}
+    for index in range(len(dataset)):
+        feeds = dataset.sample(index)
+        got, want = model(**feeds), session(feeds)
+        for name in names:
+            ours[name].append(got[name])
+            theirs[name].append(want[name])
+    return Measured(target, _stacked(ours), _stacked(theirs), dataset.labels), len(dataset)
+
+
+def _stacked(outputs: dict[str, list]) -> dict[str, np.ndarray]:
+    return {name: np.stack(values) for name, values in outputs.items()}
+
+
+def _reference_accuracy(measured: Measured) -> float | None:
+    """The float reference's top-1 accuracy on the first output, when it is a classifier and labels exist."""
+    first = next(iter(measured.reference.values()))
+    if measured.labels is None or not np.issubdtype(first.dtype, np.floating) or sum(d > 1 for d in first.shape[1:]) != 1:
+        return None
+    return top1(first, measured.labels)

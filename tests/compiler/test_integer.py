@@ -1,0 +1,217 @@
+"""Integer-only execution: QDQ models compile into int8 kernels that agree with ONNX Runtime to the
+LSB, keep the demo's accuracy, and compute the same bits on every run, thread count and target."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+import edgekit
+from conftest import CALIB_DATA, EVAL_DATA, REPO
+from edgekit.checker.agreement import compare_with_onnxruntime, with_quantized_outputs
+from edgekit.reference import Reference
+from quant_models import sentence_batch
+
+QEMU = ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"]
+
+
+@pytest.fixture(scope="module")
+def int8_model(workdir, demo_onnx) -> Path:
+    return edgekit.quantize(demo_onnx, CALIB_DATA, workdir / "integer" / "digits.int8.onnx").model_path
+
+
+@pytest.fixture(scope="module")
+def exposed(workdir, int8_model) -> Path:
+    """The quantized demo with every int8 tensor as an extra output, compiled for x86_64."""
+    variant, _ = with_quantized_outputs(onnx.load(str(int8_model)))
+    path = workdir / "integer" / "exposed.onnx"
+    onnx.save(variant, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def exposed_x86(workdir, exposed) -> Path:
+    return edgekit.compile(exposed, workdir / "integer" / "exposed_x86_64", target="x86_64")
+
+
+@pytest.fixture(scope="module")
+def samples() -> list[dict[str, np.ndarray]]:
+    with np.load(EVAL_DATA) as data:
+        return [{"image": data["image"][i]} for i in range(0, 360, 36)]
+
+
+def test_conv_and_matmul_run_in_int8(tmp_path, int8_model):
+    artifact = edgekit.compile(int8_model, tmp_path / "int8", target="x86_64")
+    integer = json.loads((artifact / "manifest.json").read_text())["build"]["integer"]
+    summary = integer["ir_dtype_summary"]
+    assert summary["nn.conv2d(int8, int8) -> int32"] == 4
+    assert summary["matmul(int8, int8) -> int32"] == 1
+    assert not any(key.startswith(("nn.conv2d(float", "matmul(float")) for key in summary)
+    # Floats are left only at region edges (input quantize, output dequantize) and in the
+    # ReduceMean the quantizer kept float.
+    assert set(integer["float_ops"]) <= {"add", "multiply", "clip", "mean"}
+    assert integer["integer_ops"]["requantize"] >= 5
+
+
+def test_integer_artifact_checks_against_the_qdq_model_and_keeps_accuracy(tmp_path, cli, int8_model):
+    artifact = tmp_path / "int8"
+    assert cli("compile", int8_model, "-o", artifact).exit_code == 0
+    result = cli("check", artifact, "--reference", int8_model, "--data", EVAL_DATA, "--max-abs", "0.1", "--min-cosine", "0.999",
+                 "--min-top1", "0.99", "--json", tmp_path / "check.json")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    logits = json.loads((tmp_path / "check.json").read_text())["outputs"][0]
+    # Top-1 through the integer path within 0.2 points of the QDQ model in ONNX Runtime.
+    assert abs(logits["accuracy_artifact"] - logits["accuracy_reference"]) <= 0.002
+
+
+def test_int8_tensors_agree_with_onnxruntime_to_one_lsb(int8_model):
+    rows = compare_with_onnxruntime(int8_model, EVAL_DATA, samples=60)
+    int8_rows = [r for r in rows if r.kind == "int8"]
+    assert len(int8_rows) >= 7
+    for row in int8_rows:
+        # Integer accumulation is exact; the only differences are rounding ties and float
+        # rounding in ONNX Runtime's float-domain QDQ execution: one LSB, rarely.
+        assert row.max_lsb <= 1, row
+        assert row.equal_fraction >= 0.999, row
+
+
+def test_outputs_are_bit_identical_across_runs_and_thread_counts(exposed_x86, samples):
+    one = edgekit.load(exposed_x86, threads=1)
+    two = edgekit.load(exposed_x86, threads=2)
+    for feeds in samples:
+        first, again, threaded = one(**feeds), one(**feeds), two(**feeds)
+        for name in first:
+            assert first[name].tobytes() == again[name].tobytes(), name
+            assert first[name].tobytes() == threaded[name].tobytes(), name
+
+
+@pytest.mark.slow
+def test_arm64_build_under_qemu_is_bit_identical_to_x86(tmp_path, exposed, exposed_x86, samples):
+    from edgekit.runtime.bundle import make_bundle
+
+    artifact = edgekit.compile(exposed, tmp_path / "exposed_arm64", target="rk3588")
+    bundle = make_bundle(artifact, tmp_path / "bundle").folder
+    x86 = edgekit.load(exposed_x86, threads=1)
+    for index, feeds in enumerate(samples[:4]):
+        sample = tmp_path / f"x{index}.npy"
+        np.save(sample, feeds["image"])
+        out = tmp_path / f"out{index}.npz"
+        command = [*QEMU, str(bundle / "edgekit-runner"), str(bundle), "--input", f"image={sample}", "--output", str(out), "--cpus", "0", "--threads", "1"]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=bundle)
+        assert result.returncode == 0, result.stderr
+        expected = x86(**feeds)
+        with np.load(out) as got:
+            assert set(got.files) == set(expected)
+            for name, value in expected.items():
+                assert got[name].tobytes() == value.tobytes(), f"{name} differs between x86_64 and arm64"
+
+
+def test_residual_concat_model_runs_in_integers(tmp_path):
+    onnx_path = tmp_path / "concat.onnx"
+    edgekit.export(f"{REPO / 'edgekit' / 'demo' / 'digits_concat.py'}:digits_concat", onnx_path, input_names=["image"], output_names=["logits"])
+    int8 = edgekit.quantize(onnx_path, CALIB_DATA, tmp_path / "concat.int8.onnx").model_path
+    artifact = edgekit.compile(int8, tmp_path / "concat_int8", target="x86_64")
+    summary = json.loads((artifact / "manifest.json").read_text())["build"]["integer"]["ir_dtype_summary"]
+    assert summary["nn.conv2d(int8, int8) -> int32"] == 7
+    assert summary.get("concat(int8, int8) -> int8", 0) + summary.get("concat(int8) -> int8", 0) >= 1
+    report = edgekit.check(artifact, int8, EVAL_DATA, max_abs=0.5, min_cosine=0.999, min_top1_agreement=0.99)
+    assert report.passed, report.violations
+
+
+def test_transformer_attention_runs_in_integers(tmp_path):
+    model = tmp_path / "encoder.onnx"
+    edgekit.export(f"{REPO / 'tests' / 'quant_models.py'}:sentence_encoder", model, input_names=["input_ids", "attention_mask"], output_names=["embedding"])
+    np.savez(tmp_path / "calib.npz", **sentence_batch(48, seed=1))
+    np.savez(tmp_path / "eval.npz", **sentence_batch(16, seed=2))
+    int8 = edgekit.quantize(model, tmp_path / "calib.npz", tmp_path / "encoder.int8.onnx").model_path
+    artifact = edgekit.compile(int8, tmp_path / "encoder_int8", target="x86_64")
+    summary = json.loads((artifact / "manifest.json").read_text())["build"]["integer"]["ir_dtype_summary"]
+    assert summary.get("matmul(int8, int8) -> int32", 0) + summary.get("matmul(int32, int32) -> int32", 0) >= 24
+    # With VNNI the weight matmuls take the packed uint8 x int8 kernel; the integers must not change.
+    vnni_artifact = edgekit.compile(int8, tmp_path / "encoder_int8_avx512", target="x86_64-avx512")
+    vnni_summary = json.loads((vnni_artifact / "manifest.json").read_text())["build"]["integer"]["ir_dtype_summary"]
+    assert sum(n for k, n in vnni_summary.items() if k.startswith("dense_u8i8_packed")) >= 24
+    compiled, vnni, reference = edgekit.load(artifact), edgekit.load(vnni_artifact), Reference(int8)
+    with np.load(tmp_path / "eval.npz") as data:
+        for i in range(len(data["input_ids"])):
+            feeds = {"input_ids": data["input_ids"][i], "attention_mask": data["attention_mask"][i]}
+            ours, theirs = compiled(**feeds)["embedding"].ravel(), reference(feeds)["embedding"].ravel()
+            assert ours @ theirs / np.linalg.norm(ours) / np.linalg.norm(theirs) > 0.999
+            assert vnni(**feeds)["embedding"].tobytes() == compiled(**feeds)["embedding"].tobytes()
+
+
+def test_vnni_build_uses_vpdpbusd_and_computes_the_same_bits(workdir, exposed, exposed_x86, samples):
+    """x86_64-avx512 takes the packed uint8 x int8 path tensorized with vpdpbusd; x86_64 (AVX2) the plain
+    int8 convolution. Different kernels, same integers: every output equal bit for bit."""
+    artifact = edgekit.compile(exposed, workdir / "integer" / "exposed_avx512", target="x86_64-avx512")
+    disassembly = subprocess.run(["objdump", "-d", str(artifact / "model.so")], capture_output=True, text=True, check=True).stdout
+    assert disassembly.count("vpdpbusd") >= 4
+    summary = json.loads((artifact / "manifest.json").read_text())["build"]["integer"]["ir_dtype_summary"]
+    assert not any(key.startswith("nn.conv2d(") for key in summary)  # all four went to the packed kernel
+    assert sum(n for key, n in summary.items() if key.startswith("conv2d_u8i8_packed") and key.endswith("(uint8, int8) -> int32")) == 4
+    vnni, plain = edgekit.load(artifact, threads=2), edgekit.load(exposed_x86, threads=1)
+    for feeds in samples:
+        got, expected = vnni(**feeds), plain(**feeds)
+        for name in expected:
+            assert got[name].tobytes() == expected[name].tobytes(), name
+
+
+def test_relu6_clip_folds_into_the_integer_clamp(tmp_path):
+    """ReLU6 exports as Clip with tensor bounds, which TVM imports as maximum/minimum calls: both become the clamp."""
+    model = tmp_path / "mobile.onnx"
+    edgekit.export(f"{REPO / 'tests' / 'torch_models.py'}:mobile", model, input_names=["x"])
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "calib.npz", x=rng.standard_normal((40, 1, 3, 32, 32)).astype(np.float32))
+    int8 = edgekit.quantize(model, tmp_path / "calib.npz", tmp_path / "mobile.int8.onnx").model_path
+    artifact = edgekit.compile(int8, tmp_path / "mobile_int8", target="x86_64")
+    integer = json.loads((artifact / "manifest.json").read_text())["build"]["integer"]
+    assert integer["integer_ops"]["clip (maximum)"] == integer["integer_ops"]["clip (minimum)"] >= 2
+    assert "call_tir" not in integer["float_ops"]
+    summary = integer["ir_dtype_summary"]
+    assert sum(n for k, n in summary.items() if k.startswith("nn.conv2d(int8, int8)")) == 4  # incl. the depthwise one
+    report = edgekit.check(artifact, int8, tmp_path / "calib.npz", max_abs=0.5, min_cosine=0.999)
+    assert report.passed, report.violations
+
+
+def test_a_failing_integer_rewrite_falls_back_to_float_qdq(tmp_path, int8_model, monkeypatch):
+    import edgekit.compiler.build_artifact as build
+
+    def broken(mod, vnni=False):
+        raise RuntimeError("pattern this rewrite has never seen")
+
+    monkeypatch.setattr(build, "integer_regions", broken)
+    artifact = edgekit.compile(int8_model, tmp_path / "fallback", target="x86_64")
+    integer = json.loads((artifact / "manifest.json").read_text())["build"]["integer"]
+    assert "pattern this rewrite has never seen" in integer["failed"]
+    report = edgekit.check(artifact, int8_model, EVAL_DATA, max_abs=0.1, min_cosine=0.999)
+    assert report.passed, report.violations
+
+
+ZOO = ["dynamic_reshape_cnn", "tf2onnx_style_nhwc", "paddle_style_det_head", "legacy_torch_transformer", "opset18_misc", "tf2onnx_flatten_reduceprod"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ZOO)
+def test_foreign_exporter_models_quantize_and_run_in_integers(name, tmp_path):
+    """ONNX from other exporters and older opsets (11-18): quantize, compile with the integer rewrite (VNNI),
+    and agree with the QDQ model in ONNX Runtime."""
+    import onnx_zoo
+
+    model = getattr(onnx_zoo, name)()
+    path = tmp_path / f"{name}.onnx"
+    onnx.save(model, str(path))
+    samples = [onnx_zoo.sample_inputs(model, seed=i) for i in range(40)]
+    np.savez(tmp_path / "data.npz", **{k: np.stack([s[k] for s in samples]) for k in samples[0]})
+    result = edgekit.quantize(path, tmp_path / "data.npz", tmp_path / f"{name}.int8.onnx")
+    assert result.record["summary"]["int8_nodes"] >= 4
+    assert all(row.cosine_mean > 0.99 for row in result.agreement)
+    artifact = edgekit.compile(result.model_path, tmp_path / "artifact", target="x86_64-avx512")
+    integer = json.loads((artifact / "manifest.json").read_text())["build"]["integer"]
+    assert "failed" not in integer and integer["integer_ops"].get("requantize", 0) >= 1
+    report = edgekit.check(artifact, result.model_path, tmp_path / "data.npz", max_abs=None, min_cosine=0.999)
+    assert report.passed, report.violations

@@ -15,6 +15,7 @@ from typing import Any
 from edgekit.errors import ArtifactError
 from edgekit.files import sha256_file
 from edgekit.onnx_model import TensorSpec
+from edgekit.target_spec import TargetSpec
 
 MANIFEST = "manifest.json"
 FORMAT = "edgekit-artifact"
@@ -27,18 +28,42 @@ class Manifest:
     library: str
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
-    target: dict[str, Any]
+    target: TargetSpec  # as it was at compile time; written as TargetSpec.to_dict()
     tvm_target: dict[str, Any]
     source: dict[str, Any]
     versions: dict[str, str]
     build: dict[str, Any]
     runtime: dict[str, Any]
+    # Fused kernel name -> {flops, macs, bytes}, counted at compile time (compiler/kernel_costs.py);
+    # empty for GPU builds and for artifacts of edgekit versions that did not count them.
+    kernels: dict[str, dict[str, int]] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
+
+    def why_not_here(self) -> str | None:
+        """Why this artifact cannot run in this process (another CPU, or a GPU build), or None if it can."""
+        if (reason := self.target.why_not_here()) is not None:
+            return reason
+        if "gpu" in self.runtime:
+            gpu = self.runtime["gpu"]
+            return f"it runs on a {gpu['device']} GPU ({gpu['arch']}) and the Python runtime here runs CPU artifacts"
+        return None
+
+    def runs_here(self) -> bool:
+        return self.why_not_here() is None
+
+    def kernel_cost(self, symbol: str) -> dict[str, int] | None:
+        """Compile's count for the kernel a VM symbol calls: the same name, or the longest
+        `name_...` prefix (schedules that pack weights rename `f` to `f_prepacked`)."""
+        if symbol in self.kernels:
+            return self.kernels[symbol]
+        prefixes = [name for name in self.kernels if symbol.startswith(name + "_")]
+        return self.kernels[max(prefixes, key=len)] if prefixes else None
 
     def to_json(self) -> str:
         data = {"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(self)}
         data["inputs"] = [spec.to_dict() for spec in self.inputs]
         data["outputs"] = [spec.to_dict() for spec in self.outputs]
+        data["target"] = self.target.to_dict()
         return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
     @classmethod
@@ -51,6 +76,7 @@ class Manifest:
             raise ValueError(f"manifest format version {version} is not {FORMAT_VERSION}")
         data["inputs"] = [TensorSpec.from_dict(d) for d in data["inputs"]]
         data["outputs"] = [TensorSpec.from_dict(d) for d in data["outputs"]]
+        data["target"] = TargetSpec.from_dict(data["target"])
         return cls(**data)
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from edgekit.errors import InputError
+from edgekit.errors import ArtifactError, EdgekitError, InputError
 
 
 def sha256_file(path: Path) -> str:
@@ -92,3 +94,20 @@ def _make_parents(folder: Path) -> list[Path]:
     for created in reversed(missing):
         created.mkdir()
     return missing
+
+
+def read_versioned_json(path: Path, fmt: str, version: int, what: str, hint: str, error: type[EdgekitError] = ArtifactError) -> dict[str, Any]:
+    """The JSON object in `path` whose "format" is `fmt` and "format_version" `version`.
+
+    Anything else (no file, not JSON, another format or version) raises `error` naming the path,
+    `what` the file should be ("an edgekit baseline") and `hint`.
+    """
+    try:
+        record = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise error(f"{path} is missing", hint) from None
+    except (ValueError, OSError) as exc:
+        raise error(f"{path} is not valid JSON ({exc})", hint) from None
+    if not isinstance(record, dict) or record.get("format") != fmt or record.get("format_version") != version:
+        raise error(f"{path} is not {what} (format {fmt} v{version})", hint)
+    return record

@@ -7,15 +7,19 @@ a `TargetSpec` for them. Adding a board is adding a file.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
+import functools
+import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgekit.errors import InputError
-from edgekit.resources import data_dir
+from edgekit.resources import data_dir, preset_names, resolve_preset
+from edgekit.toml_file import TomlReader, parse_toml
 
 ACCELERATOR_KINDS = ("cuda", "opencl")
+# What --target means when it is not given: the common x86_64 build machine.
+DEFAULT_TARGET = "x86_64"
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,7 @@ class CpuSpec:
     features: tuple[str, ...]
     cores: int
     simd_bits: int
+    vector_registers: int = 0  # architectural SIMD registers (0: unknown, as in manifests older than the key)
     cpu_ids: tuple[int, ...] = ()
     cross_compiler: str = ""
 
@@ -75,10 +80,36 @@ class TargetSpec:
     def is_cross(self) -> bool:
         return bool(self.cpu.cross_compiler)
 
+    @property
+    def has_vnni(self) -> bool:
+        """AVX-512 VNNI (vpdpbusd, uint8 x int8 dot products): the integer rewrite packs for it."""
+        return "+avx512vnni" in self.cpu.features
+
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data.pop("source")
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TargetSpec:
+        """The inverse of `to_dict`: a manifest's target as it was when the artifact was built
+        (the bundled TOML may have changed since)."""
+        cpu = dict(data["cpu"], features=tuple(data["cpu"]["features"]), cpu_ids=tuple(data["cpu"].get("cpu_ids", ())))
+        accelerator = AcceleratorSpec(**data["accelerator"]) if data.get("accelerator") else None
+        return cls(name=data["name"], description=data["description"], cpu=CpuSpec(**cpu), peak=PeakSpec(**data["peak"]), accelerator=accelerator)
+
+    def why_not_here(self) -> str | None:
+        """Why code built for this target cannot run on this machine's CPU, or None if it can."""
+        here = platform.machine()
+        if self.machine != here:
+            return f"it is built for {self.machine} ({self.name}) and this machine is {here}"
+        missing = [f for f in self.cpu.features if f.startswith("+") and not host_has_feature(f[1:])]
+        if missing:
+            return f"this {here} CPU lacks {', '.join(missing)}, which {self.name} code uses"
+        return None
+
+    def runs_here(self) -> bool:
+        return self.why_not_here() is None
 
 
 def targets_dir() -> Path:
@@ -86,22 +117,12 @@ def targets_dir() -> Path:
 
 
 def known_targets() -> list[str]:
-    return sorted(p.stem for p in targets_dir().glob("*.toml"))
+    return preset_names("target")
 
 
 def load_target(name_or_path: str | Path) -> TargetSpec:
     """Load a target by bundled name (`x86_64`) or by path to a TOML file of the same schema."""
-    text = str(name_or_path)
-    if text.endswith(".toml") or "/" in text:
-        path = Path(text)
-        if not path.is_file():
-            raise InputError(f"target file not found: {path}", "check the path")
-    else:
-        path = targets_dir() / f"{text}.toml"
-        if not path.is_file():
-            known = ", ".join(known_targets())
-            raise InputError(f"unknown target '{text}'", f"known targets: {known}")
-    return parse_target(path)
+    return parse_target(resolve_preset(name_or_path, "target"))
 
 
 def list_targets() -> list[TargetSpec]:
@@ -109,10 +130,7 @@ def list_targets() -> list[TargetSpec]:
 
 
 def parse_target(path: Path) -> TargetSpec:
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: malformed TOML: {exc}", "fix the syntax of the target file") from exc
+    raw = parse_toml(path, path.read_bytes(), "see targets/x86_64.toml")
     reader = _TableReader(path)
     reader.keys(raw, "", required={"name", "description", "cpu", "peak"}, optional={"accelerator"})
     name = reader.value(raw, "name", str)
@@ -137,7 +155,7 @@ def _parse_cpu(reader: _TableReader, table: dict) -> CpuSpec:
     reader.keys(
         table,
         "cpu.",
-        required={"triple", "mcpu", "features", "cores", "simd_bits"},
+        required={"triple", "mcpu", "features", "cores", "simd_bits", "vector_registers"},
         optional={"cpu_ids", "cross_compiler"},
     )
     mcpu = reader.value(table, "mcpu", str, "cpu.")
@@ -149,6 +167,9 @@ def _parse_cpu(reader: _TableReader, table: dict) -> CpuSpec:
     features = reader.value(table, "features", list, "cpu.")
     if not all(isinstance(f, str) and f[:1] in "+-" and len(f) > 1 for f in features):
         reader.fail("cpu.features", "must be a list of LLVM attributes like \"+neon\"")
+    registers = reader.value(table, "vector_registers", int, "cpu.")
+    if registers < 8:
+        reader.fail("cpu.vector_registers", f"must be the architectural SIMD register count (16 or 32), got {registers}")
     cpu_ids = reader.value(table, "cpu_ids", list, "cpu.", default=[])
     if not all(isinstance(i, int) and i >= 0 for i in cpu_ids):
         reader.fail("cpu.cpu_ids", "must be a list of non-negative core numbers")
@@ -158,6 +179,7 @@ def _parse_cpu(reader: _TableReader, table: dict) -> CpuSpec:
         features=tuple(features),
         cores=cores,
         simd_bits=reader.value(table, "simd_bits", int, "cpu."),
+        vector_registers=registers,
         cpu_ids=tuple(cpu_ids),
         cross_compiler=reader.value(table, "cross_compiler", str, "cpu.", default=""),
     )
@@ -189,14 +211,14 @@ def _parse_accelerator(reader: _TableReader, table: dict) -> AcceleratorSpec:
     )
 
 
-class _TableReader:
-    """Typed access to a parsed TOML table whose every error names the file and the key."""
+class _TableReader(TomlReader):
+    """The target schema's typed keys; every error names the file and the full key."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
+        super().__init__(str(path), "fix the target file (see targets/x86_64.toml)")
 
     def fail(self, key: str, problem: str) -> None:
-        raise InputError(f"{self.path}: key '{key}' {problem}", "fix the target file (see targets/x86_64.toml)")
+        super().fail(f"key '{key}' {problem}", self.hint)
 
     def keys(self, table: dict, prefix: str, required: set[str], optional: set[str]) -> None:
         for key in sorted(set(table) - required - optional):
@@ -219,3 +241,43 @@ class _TableReader:
             names = " or ".join(k.__name__ for k in kinds)
             self.fail(prefix + key, f"must be {names}, got {value!r}")
         return value
+
+
+# LLVM feature names as Linux's /proc/cpuinfo spells them, where the two differ beyond case,
+# "_" and "." (x86 mostly matches: avx512vnni ~ avx512_vnni, sse4.2 ~ sse4_2).
+_CPUINFO_NAMES = {"neon": "asimd", "dotprod": "asimddp", "fullfp16": "asimdhp", "i8mm": "i8mm", "sve": "sve", "crypto": "aes"}
+
+
+def host_has_feature(llvm_feature: str) -> bool:
+    """Whether this machine's CPU has an LLVM target feature (`avx512vnni`, `dotprod`), by /proc/cpuinfo.
+
+    A feature cpuinfo cannot tell about (no cpuinfo, or a name it never lists) counts as present:
+    the loader would then be the one to fail, as it did before this check existed.
+    """
+    flags = _cpu_flags()
+    if not flags:
+        return True
+    name = _CPUINFO_NAMES.get(llvm_feature, llvm_feature)
+    return _normal(name) in flags or not _is_listed_kind(name)
+
+
+@functools.cache
+def _cpu_flags() -> frozenset[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return frozenset(_normal(flag) for flag in value.split())
+    return frozenset()
+
+
+def _normal(name: str) -> str:
+    return name.lower().replace("_", "").replace(".", "")
+
+
+def _is_listed_kind(name: str) -> bool:
+    # Feature families cpuinfo reliably lists; anything else (tuning hints such as "fast-gather") is not a CPU flag.
+    return _normal(name).startswith(("avx", "sse", "fma", "f16c", "bmi", "amx", "asimd", "sve", "i8mm", "aes", "sha"))

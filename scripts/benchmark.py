@@ -103,7 +103,7 @@ def measure(name: str, target: str, args) -> Row:
         model=name,
         target=target,
         gflop=count_flops(load_onnx(onnx_path), first.inputs).gflops,
-        peak_gflops=cpu["peak"]["fp32_gflops"] * args.threads / cpu["cpu"]["cores"],
+        peak_gflops=cpu.peak.fp32_gflops * args.threads / cpu.cpu.cores,
         compile_s=compile_s,
         tuning=_tuning_summary(database) if "tuned" in builds else None,
         latency=latency,

@@ -1,6 +1,8 @@
 """The compile stage: fold shapes, import to TVM Relax, rewrite int8 regions, schedule, build an artifact.
 
     build_artifact.py  compile_onnx: ONNX in, artifact folder (library + manifest) out
+    frontend.py        lower: the front half (fold, import, integer rewrite) compile and tune share
+    kernel_costs.py    each fused kernel's FLOPs, MACs and bytes, into the manifest
     fold.py            constant and shape subgraphs folded, checked in ONNX Runtime
     relax_import.py    ONNX to Relax with failures named by node
     integer.py         QDQ regions to integer kernels
@@ -18,11 +20,8 @@ import importlib
 _PUBLIC = {
     "CompileOptions": "edgekit.compiler.build_artifact",
     "compile_onnx": "edgekit.compiler.build_artifact",
-    "fold_model": "edgekit.compiler.fold",
-    "has_qdq": "edgekit.compiler.integer",
-    "integer_regions": "edgekit.compiler.integer",
-    "fused_module": "edgekit.compiler.relax_pipeline",
-    "import_onnx": "edgekit.compiler.relax_import",
+    "lower": "edgekit.compiler.frontend",
+    "Lowered": "edgekit.compiler.frontend",
 }
 __all__ = sorted(_PUBLIC)
 

@@ -13,30 +13,36 @@ import tvm
 
 from edgekit import console, versions
 from edgekit.artifact import Manifest, write_manifest
-from edgekit.compiler.fold import fold_model
+from edgekit.compiler.frontend import lower
+from edgekit.compiler.integer_check import IntegerAgreement, check_integer_rewrite
 from edgekit.compiler.gpu import build_gpu, export_gpu_library, gpu_summary, nvcc_version
-from edgekit.compiler.relax_pipeline import cpu_pipeline
-from edgekit.errors import last_line
-from edgekit.compiler.integer import IntegerReport, has_qdq, integer_regions
-from edgekit.compiler.schedules.common import has_vnni
-from edgekit.compiler.relax_import import import_onnx, output_specs
+from edgekit.compiler.kernel_costs import kernel_costs
+from edgekit.compiler.relax_pipeline import fused_module, schedule_pipeline
+from edgekit.compiler.tuning.database import find_database
 from edgekit.errors import InputError
 from edgekit.files import atomic_dir, sha256_file
-from edgekit.onnx_model import load_onnx, model_inputs, model_outputs, opset_version, resolve_static_shapes
-from edgekit.target_spec import TargetSpec, load_target
-from edgekit.compiler.tuning import find_database
+from edgekit.onnx_model import load_onnx, model_inputs, opset_version, resolve_static_shapes
+from edgekit.target_spec import DEFAULT_TARGET, TargetSpec, load_target
 
 LIBRARY = "model.so"
 
 
-@dataclass
+@dataclass(frozen=True)
 class CompileOptions:
-    target: str = "x86_64"
+    """What to build, resolved and validated once: `spec` is the target's descriptor, read when the options are made."""
+
+    target: str = DEFAULT_TARGET  # a bundled target name or a target .toml path, as the user gave it
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     dims: dict[str, int] = field(default_factory=dict)
     name: str = ""
     device: str = "cpu"  # "gpu": the target's [accelerator] runs the compute
     tuning_db: Path | None = None  # a MetaSchedule database from `edgekit tune`
+    spec: TargetSpec = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "spec", load_target(self.target))
+        _require_device(self.spec, self.device)
+        _require_toolchain(self.spec)
 
     def command(self, source: Path, output: Path) -> str:
         parts = ["edgekit", "compile", str(source), "--target", self.target, "-o", str(output)]
@@ -52,6 +58,12 @@ class CompileOptions:
             parts += ["--tuning-db", str(self.tuning_db)]
         return shlex.join(parts)
 
+    def to_dict(self) -> dict:
+        return {
+            "target": self.target, "shapes": {k: list(v) for k, v in self.shapes.items()}, "dims": self.dims, "name": self.name,
+            "device": self.device, "tuning_db": str(self.tuning_db) if self.tuning_db else None,
+        }
+
 
 def compile_onnx(source: Path, output: Path, options: CompileOptions | None = None) -> Path:
     """Compile the ONNX file `source` into the artifact folder `output`; return `output`.
@@ -61,47 +73,32 @@ def compile_onnx(source: Path, output: Path, options: CompileOptions | None = No
     """
     options = options or CompileOptions()
     source, output = Path(source), Path(output)
-    target = load_target(options.target)
-    _require_device(target, options.device)
-    _require_toolchain(target)
+    target = options.spec
     model = load_onnx(source)
     inputs = resolve_static_shapes(model_inputs(model), options.shapes, options.dims)
-    output_names = [spec.name for spec in model_outputs(model)]
 
     started = time.perf_counter()
-    with console.step("folding constant and shape subgraphs"):
-        folded, fold_report = fold_model(model, inputs)
-    console.info(
-        f"folded {fold_report.nodes_before} -> {fold_report.nodes_after} nodes "
-        f"({fold_report.shape_ops_before} -> {fold_report.shape_ops_after} shape ops) with {fold_report.tool}; "
-        + (f"max abs diff vs original {fold_report.max_abs_diff:.2g}" if fold_report.verified else fold_report.note)
-    )
-    with console.step("importing into TVM Relax"):
-        mod = import_onnx(folded, inputs)
-    outputs = output_specs(mod, output_names)
-    integer, integer_failure = None, None
-    if options.device != "gpu" and has_qdq(mod):
-        try:
-            with console.step("rewriting quantized regions into integer kernels"):
-                mod, integer = integer_regions(mod, vnni=has_vnni(target))
-            console.info(_integer_summary(integer))
-        except Exception as exc:  # noqa: BLE001 - a pattern the rewrite mishandles must not cost the build
-            integer_failure = f"integer rewrite failed ({type(exc).__name__}: {last_line(exc)}); the QDQ graph runs in float"
-            console.warn(integer_failure)
-            integer = None
-            mod = import_onnx(folded, inputs)  # a fresh module: the failed rewrite may have touched the old
+    lowered = lower(model, inputs, target, integer=options.device != "gpu")
+    self_check = None
+    if lowered.integer is not None:
+        # Like folding, the rewrite proves itself: a mismatch is an error, never a silent float build.
+        with console.step("checking the integer rewrite against the QDQ model in ONNX Runtime"):
+            self_check = check_integer_rewrite(lowered.folded, lowered.module, inputs)
+        console.info(_self_check_summary(self_check))
     database = None if options.device == "gpu" else find_database(target, options.tuning_db)
     if database is not None:
         console.info(f"using tuning records from {database}")
-    gpu = None
+    gpu, costs = None, {}
     if options.device == "gpu":
         accelerator = target.accelerator
         with console.step(f"building for {target.name}'s {accelerator.name} ({accelerator.kind} {accelerator.arch})"):
-            gpu = build_gpu(mod, target)
+            gpu = build_gpu(lowered.module, target)
         console.info(f"{gpu.info.kernels} {gpu.info.kind} kernels for {gpu.info.fused_ops} fused ops ({gpu.info.binary_format})")
     else:
         with console.step(f"building for {target.name} ({target.cpu.triple}, {target.cpu.mcpu})"):
-            executable = tvm.compile(mod, target=tvm.target.Target(target.tvm_cpu_target()), relax_pipeline=cpu_pipeline(target, database))
+            fused = fused_module(lowered.module, target)
+            costs = kernel_costs(fused)
+            executable = tvm.compile(fused, target=tvm.target.Target(target.tvm_cpu_target()), relax_pipeline=schedule_pipeline(target, database))
 
     with atomic_dir(output) as folder:
         if gpu is not None:
@@ -112,31 +109,34 @@ def compile_onnx(source: Path, output: Path, options: CompileOptions | None = No
             name=options.name or source.stem,
             library=LIBRARY,
             inputs=inputs,
-            outputs=outputs,
-            target=target.to_dict(),
+            outputs=lowered.outputs,
+            target=target,
             tvm_target=gpu.tvm_target if gpu else target.tvm_cpu_target(),
             source={"path": str(source), "sha256": sha256_file(source), "opset": opset_version(model), "producer": _producer(model)},
             versions=versions.collect(),
             build={
                 "command": options.command(source, output),
-                "options": {"target": options.target, "shapes": {k: list(v) for k, v in options.shapes.items()}, "dims": options.dims, "name": options.name, "device": options.device, "tuning_db": str(options.tuning_db) if options.tuning_db else None},
+                "options": options.to_dict(),
                 "tuning_records": str(database) if database else None,
-                "folding": fold_report.to_dict(),
+                "folding": lowered.fold.to_dict(),
                 "pipeline": _pipeline_name(gpu, database),
-                "integer": integer.to_dict() if integer else ({"failed": integer_failure} if integer_failure else None),
+                "integer": (lowered.integer.to_dict() | {"self_check": self_check.to_dict()}) if lowered.integer else ({"failed": lowered.integer_failure} if lowered.integer_failure else None),
                 "seconds": round(time.perf_counter() - started, 2),
             },
             runtime=_runtime_defaults(target) | ({"gpu": gpu_summary(gpu.info)} if gpu else {}),
+            kernels={name: cost.to_dict() for name, cost in costs.items()},
         )
         write_manifest(folder, manifest)
     console.info(f"wrote {output} ({manifest.build['seconds']} s)")
     return output
 
 
-def _integer_summary(report: IntegerReport) -> str:
-    ints = ", ".join(f"{op} {n}" for op, n in sorted(report.integer_ops.items()))
-    floats = ", ".join(f"{op} {n}" for op, n in sorted(report.float_ops.items())) or "none"
-    return f"float ops left (region edges, unquantized ops): {floats}; integer: {ints}"
+def _self_check_summary(agreement: IntegerAgreement) -> str:
+    worst = ", ".join(
+        f"{out.name} {out.max_lsb:.3g} LSB" if out.max_lsb is not None else f"{out.name} max abs {out.max_abs:.3g} ({out.max_rel:.2%} of its range)"
+        for out in agreement.outputs
+    )
+    return f"integer graph vs the QDQ model in ONNX Runtime, {agreement.samples} seeded samples: {worst}"
 
 
 def _pipeline_name(gpu, database: Path | None) -> str:

@@ -3,9 +3,10 @@
 TVM 0.27's own `dot_16x4_vnni` fails LLVM verification against LLVM 22, whose
 `llvm.x86.avx512.vpdpbusd.512` takes <64 x i8> operands where TVM passes <16 x i32>. This is
 the same 16x4 uint8 x int8 -> int32 dot product with the current signature. The accumulator is
-a local (register) tile, which is how edgekit's int8 convolution schedule uses it. Importing
-`tvm.s_tir.tensor_intrin` would cost ~18 s (it builds every GPU intrinsic), so nothing here
-imports it.
+a local (register) tile, which is how edgekit's int8 convolution schedule uses it; the packed
+layouts the integer rewrite hands it (vnni_packing.py) take their shape from LANES and DEPTH.
+Importing `tvm.s_tir.tensor_intrin` would cost ~18 s (it builds every GPU intrinsic), so
+nothing here imports it.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The Relax-to-VM pipeline edgekit compiles CPU targets with.
 
-One definition serves compile and tune: `fused_module` is what MetaSchedule extracts tuning
-tasks from, and `cpu_pipeline` rebuilds exactly that module before looking tuning records up,
-so a record's workload hash matches the function it was tuned for.
+One definition serves compile, tune and the manifest's kernel costs: `fused_module` is what
+MetaSchedule extracts tuning tasks from and what compile counts FLOPs on, and compile schedules
+exactly that module (`schedule_pipeline`) before looking tuning records up, so a record's
+workload hash matches the function it was tuned for. `cpu_pipeline` is both in one pass.
 
     fuse (legalize, fold, fuse)  ->  tuning records, if a database is given
                                  ->  default schedules for every function still unscheduled
@@ -44,13 +45,27 @@ def fused_module(mod: tvm.IRModule, target: TargetSpec) -> tvm.IRModule:
 
 
 def cpu_pipeline(target: TargetSpec, database: Path | None = None) -> tvm.transform.Pass:
-    """The relax_pipeline for `tvm.compile` on a CPU target; `database` is a MetaSchedule work dir."""
+    """The relax_pipeline for `tvm.compile` on a CPU target from an unfused module; `database` is a MetaSchedule work dir."""
     tvm_target = tvm.target.Target(target.tvm_cpu_target())
+    schedule = schedule_pipeline(target, database)
 
     @tvm.transform.module_pass(opt_level=0, name="edgekit_cpu_pipeline")
     def run(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
         with tvm_target:
             mod = tvm.transform.Sequential(fuse_passes())(mod)
+        return schedule(mod)
+
+    return run
+
+
+def schedule_pipeline(target: TargetSpec, database: Path | None = None) -> tvm.transform.Pass:
+    """The relax_pipeline for `tvm.compile` from a fused module (`fused_module`): tuning records,
+    then default schedules, then TVM's CPU lowering and finalization."""
+    tvm_target = tvm.target.Target(target.tvm_cpu_target())
+
+    @tvm.transform.module_pass(opt_level=0, name="edgekit_cpu_schedule")
+    def run(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        with tvm_target:
             if database is not None:
                 mod = relax.transform.MetaScheduleApplyDatabase(str(database))(mod)
             mod = default_schedules(target)(mod)

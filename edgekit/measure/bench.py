@@ -136,8 +136,8 @@ def bench(artifact: Path, reference: Path, repeat: int = 100, warmup: int = 10, 
     feeds = random_inputs(model.inputs, seed=seed)
     flops = count_flops(load_onnx(Path(reference)), model.inputs)
     timing = compare_latency(model, Path(reference), feeds, repeat=repeat, warmup=warmup)
-    peak = model.manifest.target["peak"]["fp32_gflops"] * model.threads / model.manifest.target["cpu"]["cores"]
-    return BenchReport(model=model.manifest.name, target=model.manifest.target["name"], gflop_per_inference=flops.gflops, peak_gflops=peak, timing=timing)
+    peak = model.manifest.target.peak.fp32_gflops * model.threads / model.manifest.target.cpu.cores
+    return BenchReport(model=model.manifest.name, target=model.manifest.target.name, gflop_per_inference=flops.gflops, peak_gflops=peak, timing=timing)
 
 
 def machine_description() -> str:

@@ -20,7 +20,6 @@ per-kernel latency and roofline, and `runs` whole inferences for the latency his
 from __future__ import annotations
 
 import json
-import platform
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from edgekit import console
 from edgekit.artifact import Manifest, read_manifest
 from edgekit.project import BUILD_JSON, CHECK_JSON, FORMAT, FORMAT_VERSION, data_sha256
 from edgekit.errors import ArtifactError, InputError
-from edgekit.files import sha256_file
+from edgekit.files import read_versioned_json, sha256_file
 
 QUANT_RECORD_SUFFIX = ".quant.json"
 SENSITIVITY_SUFFIX = ".sensitivity.json"
@@ -87,9 +86,7 @@ def read_build(build: Path) -> dict[str, Any]:
     path = build / BUILD_JSON
     if not path.is_file():
         raise InputError(f"no complete build in {build} ({BUILD_JSON} missing)", "run `edgekit pipeline` first")
-    record = _read_json(path)
-    if record.get("format") != FORMAT or record.get("format_version") != FORMAT_VERSION:
-        raise ArtifactError(f"{path} is not an edgekit build record (format {FORMAT} v{FORMAT_VERSION})", _REBUILD)
+    record = read_versioned_json(path, FORMAT, FORMAT_VERSION, "an edgekit build record", _REBUILD)
     if "check" not in record:
         raise InputError(f"{build} has no gate results (the pipeline stopped before its check)", f"run `edgekit check --project {record['project']['file']}`")
     entries = [(f"{stage['stage']} output", entry) for stage in record["stages"] for entry in stage["outputs"]]
@@ -101,11 +98,6 @@ def read_build(build: Path) -> dict[str, Any]:
         if data_sha256(file) != entry["sha256"]:
             raise ArtifactError(f"{what} {file} changed since the build", _REBUILD)
     return record
-
-
-def runs_here(manifest: Manifest) -> bool:
-    """Whether this machine runs the artifact: the rule build_check applies before measuring gates."""
-    return manifest.target["cpu"]["triple"].split("-", 1)[0] == platform.machine() and "gpu" not in manifest.runtime
 
 
 def time_inferences(folder: Path, runs: int, warmup: int, threads: int | None = None) -> dict[str, Any]:
@@ -128,21 +120,21 @@ def time_inferences(folder: Path, runs: int, warmup: int, threads: int | None = 
 def _target(build: Path, name: str, folder: str, manifest: Manifest, runs: int, profile_runs: int, warmup: int, threads: int | None) -> dict[str, Any]:
     from edgekit.measure import profile_artifact
 
-    here = runs_here(manifest)
+    here = manifest.runs_here()
     profile = latency = None
     if here:
         profile = profile_artifact(build / folder, runs=profile_runs, threads=threads).to_dict()
         with console.step(f"timing {runs} inferences of {name}"):
             latency = time_inferences(build / folder, runs, warmup, threads)
     else:
-        console.warn(f"target {name} does not run on this machine ({platform.machine()}): no latency in the report")
+        console.warn(f"target {name} does not run on this machine ({manifest.why_not_here()}): no latency in the report")
     return {
         "name": name,
         "artifact": folder,
-        "description": manifest.target.get("description", ""),
-        "cpu": manifest.target["cpu"],
-        "peak": manifest.target["peak"],
-        "accelerator": manifest.target.get("accelerator"),
+        "description": manifest.target.description,
+        "cpu": manifest.target.to_dict()["cpu"],
+        "peak": manifest.target.to_dict()["peak"],
+        "accelerator": manifest.target.to_dict()["accelerator"],
         "device": manifest.build.get("options", {}).get("device", "cpu"),
         "pipeline": manifest.build.get("pipeline", ""),
         "integer": manifest.build.get("integer"),

@@ -46,11 +46,13 @@ def make_bundle(artifact: Path, output: Path, target: str | None = None, tarball
     """Bundle the artifact with a runner built for its target; verify the artifact first."""
     artifact = Path(artifact)
     manifest = verify_artifact(artifact)
-    spec = load_target(target or manifest.target["name"])
-    if spec.cpu.triple != manifest.target["cpu"]["triple"]:
+    # The target the artifact was built for, as the manifest recorded it; another one only to
+    # bundle for a compatible board (same triple).
+    spec = load_target(target) if target else manifest.target
+    if spec.cpu.triple != manifest.target.cpu.triple:
         raise InputError(
-            f"artifact {artifact} is built for {manifest.target['cpu']['triple']}, target {spec.name} is {spec.cpu.triple}",
-            f"bundle it for its own target ({manifest.target['name']}) or recompile",
+            f"artifact {artifact} is built for {manifest.target.cpu.triple}, target {spec.name} is {spec.cpu.triple}",
+            f"bundle it for its own target ({manifest.target.name}) or recompile",
         )
     runner = cached_runner(spec)
     gpu = manifest.runtime.get("gpu")

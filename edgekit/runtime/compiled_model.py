@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
 from pathlib import Path
 
 import numpy as np
@@ -94,7 +93,7 @@ def load(folder: Path | str, threads: int | None = None, cpu_ids: list[int] | No
     try:
         library = _load_library(folder / manifest.library)
     except Exception as exc:  # noqa: BLE001 - dlopen failures arrive as generic TVM errors
-        raise ArtifactError(f"cannot load {folder / manifest.library}: {last_line(exc)}", f"was it built for this machine? target: {manifest.target['name']}") from None
+        raise ArtifactError(f"cannot load {folder / manifest.library}: {last_line(exc)}", f"was it built for this machine? target: {manifest.target.name}") from None
     device = tvm.cpu()
     vm = relax.VirtualMachine(library, device)
     return CompiledModel(folder, manifest, vm, device, threads)
@@ -123,17 +122,10 @@ def _load_library(path: Path):
 
 
 def _require_this_machine(manifest: Manifest) -> None:
-    machine = manifest.target["cpu"]["triple"].split("-", 1)[0]
-    if machine != platform.machine():
+    if (reason := manifest.why_not_here()) is not None:
         raise ArtifactError(
-            f"artifact {manifest.name} is built for {machine} ({manifest.target['name']}), this machine is {platform.machine()}",
-            "run it on the board with `edgekit bundle` and its runner (or under qemu-aarch64)",
-        )
-    if "gpu" in manifest.runtime:
-        gpu = manifest.runtime["gpu"]
-        raise ArtifactError(
-            f"artifact {manifest.name} runs on a {gpu['device']} GPU ({gpu['arch']}); the Python runtime here runs CPU artifacts",
-            "run it on the board with `edgekit bundle` and its runner",
+            f"artifact {manifest.name} cannot run here: {reason}",
+            "run it on the board with `edgekit bundle` and its runner" + (" (or under qemu-aarch64)" if manifest.target.machine == "aarch64" else ""),
         )
 
 

@@ -56,6 +56,11 @@ def test_conv_and_matmul_run_in_int8(tmp_path, int8_model):
     # ReduceMean the quantizer kept float.
     assert set(integer["float_ops"]) <= {"add", "multiply", "clip", "mean"}
     assert integer["integer_ops"]["requantize"] >= 5
+    # The rewrite checked itself against the QDQ model in ONNX Runtime: a logit is a dequantized
+    # float, so it counts against its range, and the demo's integer path lands well inside it.
+    check = integer["self_check"]
+    assert check["passed"] is True and check["samples"] == 4 and [o["name"] for o in check["outputs"]] == ["logits"]
+    assert 0 <= check["outputs"][0]["max_rel"] < check["tolerance"]["float_outputs_max_rel"]
 
 
 def test_integer_artifact_checks_against_the_qdq_model_and_keeps_accuracy(tmp_path, cli, int8_model):
@@ -179,12 +184,12 @@ def test_relu6_clip_folds_into_the_integer_clamp(tmp_path):
 
 
 def test_a_failing_integer_rewrite_falls_back_to_float_qdq(tmp_path, int8_model, monkeypatch):
-    import edgekit.compiler.build_artifact as build
+    import edgekit.compiler.frontend as frontend
 
     def broken(mod, vnni=False):
         raise RuntimeError("pattern this rewrite has never seen")
 
-    monkeypatch.setattr(build, "integer_regions", broken)
+    monkeypatch.setattr(frontend, "integer_regions", broken)
     artifact = edgekit.compile(int8_model, tmp_path / "fallback", target="x86_64")
     integer = json.loads((artifact / "manifest.json").read_text())["build"]["integer"]
     assert "pattern this rewrite has never seen" in integer["failed"]

@@ -9,10 +9,11 @@ import shutil
 
 import pytest
 import torch
-from conftest import REPO, one_line_error
+from conftest import CALIB_DATA, REPO, one_line_error
 
 import edgekit
-from edgekit.measure.profile import Instruction, parse_main, peak_live_storage, profile_artifact
+from edgekit.measure.memory_plan import Instruction, parse_main, peak_live_storage
+from edgekit.measure.profile import profile_artifact
 
 
 def test_profile_demo_prints_a_table_and_writes_json(cli, demo_artifact, tmp_path):
@@ -34,16 +35,50 @@ def test_profile_demo_prints_a_table_and_writes_json(cli, demo_artifact, tmp_pat
     assert conv["intensity"] == pytest.approx(conv["flops"] / conv["bytes_moved"])
 
 
-def test_profile_without_the_source_onnx_still_measures(demo_artifact, tmp_path):
+def test_profile_needs_neither_the_source_onnx_nor_the_compile_directory(demo_artifact, tmp_path, monkeypatch):
     # The manifest hashes the other files, not itself: pointing source.path elsewhere keeps the artifact valid.
     moved = tmp_path / "digits"
     shutil.copytree(demo_artifact, moved)
     manifest = json.loads((moved / "manifest.json").read_text())
     manifest["source"]["path"] = str(tmp_path / "gone.onnx")
     (moved / "manifest.json").write_text(json.dumps(manifest))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
     report = profile_artifact(moved, runs=2, warmup=1)
-    assert "not found" in report.flops_source and report.totals.flops is None
+    assert report.totals.flops == sum(layer.flops for layer in report.layers) > 0 and report.notes == []
+    assert all(layer.latency_us > 0 and layer.activation_bytes > 0 for layer in report.layers)
+
+
+def test_profile_of_an_artifact_without_kernel_costs_says_flops_are_unknown(demo_artifact, tmp_path):
+    old = tmp_path / "digits"
+    shutil.copytree(demo_artifact, old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    del manifest["kernels"]  # as an edgekit that did not count them wrote it
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    report = profile_artifact(old, runs=2, warmup=1)
+    assert report.flops_source.startswith("unknown") and report.totals.flops is None
     assert all(layer.flops is None and layer.latency_us > 0 and layer.activation_bytes > 0 for layer in report.layers)
+
+
+@pytest.mark.slow
+def test_profile_of_a_vnni_int8_artifact_from_another_directory_counts_every_compute_kernel(cli, demo_onnx, tmp_path, monkeypatch):
+    """The VNNI integer rewrite renames kernels (conv2d_u8i8_packed): counted at compile, they match at run time."""
+    monkeypatch.chdir(tmp_path)
+    int8 = tmp_path / "digits.int8.onnx"
+    assert cli("quantize", demo_onnx, "--calib", CALIB_DATA, "-o", int8).exit_code == 0
+    build = tmp_path / "build"
+    build.mkdir()
+    monkeypatch.chdir(build)
+    assert cli("compile", "../digits.int8.onnx", "--target", "x86_64-avx512", "-o", "int8-avx512").exit_code == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    report = profile_artifact(build / "int8-avx512", runs=2, warmup=1)
+    compute = [layer for layer in report.layers if "conv2d" in layer.name or "matmul" in layer.name]
+    assert sum("conv2d_u8i8_packed" in layer.name for layer in compute) == 4
+    assert all(layer.flops > 0 and layer.macs > 0 for layer in compute), [(layer.name, layer.flops, layer.macs) for layer in compute]
+    assert report.totals.flops == sum(layer.flops for layer in report.layers) and report.notes == []
 
 
 def test_profile_missing_artifact_is_one_error_line(cli, tmp_path):

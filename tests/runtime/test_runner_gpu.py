@@ -42,6 +42,7 @@ mcpu = "x86-64-v3"
 features = []
 cores = 2
 simd_bits = 256
+vector_registers = 16
 
 [accelerator]
 kind = "cuda"

@@ -31,16 +31,7 @@ class CpuShape:
 
     @classmethod
     def of(cls, target: TargetSpec) -> CpuShape:
-        # Architectural register files: AArch64 NEON has 32; x86 has 16 ymm, 32 with AVX-512.
-        if target.machine == "aarch64" or "+avx512f" in target.cpu.features:
-            registers = 32
-        else:
-            registers = 16
-        return cls(lanes=max(target.cpu.simd_bits // 32, 1), vector_registers=registers, cores=target.cpu.cores, vnni=has_vnni(target))
-
-
-def has_vnni(target: TargetSpec) -> bool:
-    return "+avx512vnni" in target.cpu.features
+        return cls(lanes=max(target.cpu.simd_bits // 32, 1), vector_registers=target.cpu.vector_registers, cores=target.cpu.cores, vnni=target.has_vnni)
 
 
 def extent(sch: s_tir.Schedule, loop: s_tir.schedule.LoopRV) -> int | None:

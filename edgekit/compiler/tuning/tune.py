@@ -1,7 +1,7 @@
 """`edgekit tune`: measure schedules for a model's kernels on the target CPU into a database.
 
-The model goes through exactly compile's steps (load, fold, import, `fused_module`), so each
-task is the very PrimFunc compile will look up: `cpu_pipeline(target, database)` finds the
+The model goes through exactly compile's steps (load, `frontend.lower`, `fused_module`), so each
+task is the very PrimFunc compile will look up: `schedule_pipeline(target, database)` finds the
 best record by the function's structure and uses its schedule instead of the default one.
 
 `trials` is what the model should have in the database in total: a run counts the records each
@@ -21,11 +21,8 @@ import tvm
 from tvm.s_tir import meta_schedule as ms
 
 from edgekit import console
-from edgekit.compiler.fold import fold_model
+from edgekit.compiler.frontend import lower
 from edgekit.compiler.relax_pipeline import fused_module
-from edgekit.compiler.integer import has_qdq, integer_regions
-from edgekit.compiler.schedules.common import has_vnni
-from edgekit.compiler.relax_import import import_onnx
 from edgekit.errors import InputError, last_line
 from edgekit.files import sha256_file
 from edgekit.onnx_model import load_onnx, model_inputs, resolve_static_shapes
@@ -154,18 +151,13 @@ def tune_onnx(
 
 
 def _extract_tasks(model, inputs, spec: TargetSpec) -> list:
-    """MetaSchedule's tasks for the model as compile builds it (same folding, import and fusion)."""
-    with console.step("folding constant and shape subgraphs"):
-        folded, _ = fold_model(model, inputs)
-    with console.step("importing into TVM Relax"):
-        mod = import_onnx(folded, inputs)
-    if has_qdq(mod):  # tune the integer kernels compile will build
-        mod, _ = integer_regions(mod, vnni=has_vnni(spec))
+    """MetaSchedule's tasks for the model as compile builds it (the same front end and fusion)."""
+    lowered = lower(model, inputs, spec)
     with console.step("loading MetaSchedule's tensor intrinsics"):
         # TuneContext imports it anyway; ~20 s (its CUDA half alone 13 s), better shown than hidden.
         importlib.import_module("tvm.s_tir.tensor_intrin")
     with console.step("extracting tuning tasks"):
-        return ms.relax_integration.extract_tasks(fused_module(mod, spec), tvm.target.Target(spec.tvm_cpu_target()))
+        return ms.relax_integration.extract_tasks(fused_module(lowered.module, spec), tvm.target.Target(spec.tvm_cpu_target()))
 
 
 def _search(tasks, to_run, flops, untuned, db, database: Path, measurement: Measurement, deadline, where: str) -> tuple[list[int], list[str], bool]:

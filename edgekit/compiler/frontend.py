@@ -1,0 +1,75 @@
+"""The compile front half, once: ONNX to the Relax module every CPU build, tuning run and cost count starts from.
+
+    lower(model, inputs, target)  ->  fold constant and shape subgraphs (checked in ONNX Runtime)
+                                  ->  import into Relax
+                                  ->  integer kernels for the QDQ regions, with the target's packing
+    fused_module(lowered.module, target)  ->  one PrimFunc per fused group, unscheduled
+
+`edgekit compile` builds from it, `edgekit tune` extracts its tasks from the fused module, and
+compile counts each fused kernel's FLOPs and MACs from the same fused module into the manifest,
+so the names a profile sees at run time are the names the counts were made under.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import onnx
+import tvm
+
+from edgekit import console
+from edgekit.compiler.fold import FoldReport, fold_model
+from edgekit.compiler.integer import IntegerReport, has_qdq, integer_regions
+from edgekit.compiler.relax_import import import_onnx, output_specs
+from edgekit.errors import last_line
+from edgekit.onnx_model import TensorSpec, model_outputs
+from edgekit.target_spec import TargetSpec
+
+
+@dataclass(frozen=True)
+class Lowered:
+    """A model as Relax, ready to fuse and schedule, and what it took to get there."""
+
+    module: tvm.IRModule
+    folded: onnx.ModelProto
+    fold: FoldReport
+    outputs: list[TensorSpec]
+    integer: IntegerReport | None  # None: no QDQ, a GPU build, or the rewrite failed
+    integer_failure: str | None = None  # why the rewrite failed (the QDQ graph then runs in float)
+
+
+def lower(model: onnx.ModelProto, inputs: list[TensorSpec], target: TargetSpec, integer: bool = True) -> Lowered:
+    """Fold, import and (with `integer`, when the model has QDQ) rewrite `model` for `target`.
+
+    Raises UnsupportedModelError when folding changes the numbers or TVM cannot import a node.
+    A failing integer rewrite does not raise: it is reported in `integer_failure` and the module
+    is the float QDQ graph, as compile records it in the manifest.
+    """
+    with console.step("folding constant and shape subgraphs"):
+        folded, fold_report = fold_model(model, inputs)
+    console.info(
+        f"folded {fold_report.nodes_before} -> {fold_report.nodes_after} nodes "
+        f"({fold_report.shape_ops_before} -> {fold_report.shape_ops_after} shape ops) with {fold_report.tool}; "
+        + (f"max abs diff vs original {fold_report.max_abs_diff:.2g}" if fold_report.verified else fold_report.note)
+    )
+    with console.step("importing into TVM Relax"):
+        mod = import_onnx(folded, inputs)
+    outputs = output_specs(mod, [spec.name for spec in model_outputs(model)])
+    if not (integer and has_qdq(mod)):
+        return Lowered(mod, folded, fold_report, outputs, None)
+    try:
+        with console.step("rewriting quantized regions into integer kernels"):
+            rewritten, report = integer_regions(mod, vnni=target.has_vnni)
+    except Exception as exc:  # noqa: BLE001 - a pattern the rewrite mishandles must not cost the build
+        failure = f"integer rewrite failed ({type(exc).__name__}: {last_line(exc)}); the QDQ graph runs in float"
+        console.warn(failure)
+        # A fresh module: the failed rewrite may have touched the old one.
+        return Lowered(import_onnx(folded, inputs), folded, fold_report, outputs, None, failure)
+    console.info(_integer_summary(report))
+    return Lowered(rewritten, folded, fold_report, outputs, report)
+
+
+def _integer_summary(report: IntegerReport) -> str:
+    ints = ", ".join(f"{op} {n}" for op, n in sorted(report.integer_ops.items()))
+    floats = ", ".join(f"{op} {n}" for op, n in sorted(report.float_ops.items())) or "none"
+    return f"float ops left (region edges, unquantized ops): {floats}; integer: {ints}"

@@ -1,0 +1,299 @@
+"""The integer rewrite's rules: which op, which of its operands are integer values, when, and what it becomes.
+
+`RULES` is read top to bottom: for a call, the first rule whose op matches, whose tensor
+operands are all integer values (for rules inside a region) and whose predicate holds is
+applied. Rules of one op go from the most specific form to the most general, so a VNNI form
+comes before the plain one it refines. An op no rule takes stays as TVM imported it, in float
+between its own Q/DQ pairs.
+
+Predicates only look (they never emit); builders (integer_builders.py) may assume what their
+predicate checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from tvm import relax
+from tvm.ir.expr import Constant
+from tvm.ir.prim.expr import FloatImm, IntImm
+
+from edgekit.compiler import integer_builders as build
+from edgekit.compiler.integer_values import INT_RANGES, IntValue, Match, Term
+from edgekit.compiler.intrinsics import LANES
+
+# What a rule's result becomes in the graph.
+OPENS = "opens"  # a region's entry (DequantizeLinear): the call stays, its integers become known
+INSIDE = "inside"  # the op runs on integers; its float meaning stays available for float consumers
+CLOSES = "closes"  # a region's exit onto an int8 grid (QuantizeLinear): the call becomes the integers
+
+
+# -- which arguments are tensors ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Operands:
+    """The call's arguments at these positions."""
+
+    indices: tuple[int, ...]
+
+    def __call__(self, call: relax.Call) -> list[relax.Expr]:
+        return [call.args[i] for i in self.indices]
+
+
+@dataclass(frozen=True)
+class TupleFields:
+    """The fields of the tuple argument at `index` (Concat's inputs)."""
+
+    index: int = 0
+
+    def __call__(self, call: relax.Call) -> list[relax.Expr]:
+        fields = call.args[self.index]
+        return list(fields.fields) if isinstance(fields, relax.Tuple) else [fields]
+
+
+@dataclass(frozen=True)
+class TirOperands:
+    """Arguments of a call_tir's kernel at these positions (args[1] is their tuple)."""
+
+    indices: tuple[int, ...]
+
+    def __call__(self, call: relax.Call) -> list[relax.Expr]:
+        args = call.args[1] if len(call.args) > 1 else None
+        if not isinstance(args, relax.Tuple):
+            return []
+        return [args.fields[i] for i in self.indices if i < len(args.fields)]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rewrite: `op` (a Relax op name) whose `tensor_args` satisfy `when` becomes `build`'s result."""
+
+    name: str
+    op: str
+    tensor_args: Callable[[relax.Call], list[relax.Expr]]
+    when: Callable[[Match], bool]
+    build: Callable[[relax.BlockBuilder, Match], IntValue | relax.Expr]
+    role: str = INSIDE
+    count: str | None = None  # the report's integer_ops key; None: the op without "relax."
+
+    def __post_init__(self) -> None:
+        if self.role not in (OPENS, INSIDE, CLOSES):
+            raise ValueError(f"rule {self.name}: role must be one of {OPENS}, {INSIDE}, {CLOSES}")
+
+    @property
+    def counted_as(self) -> str | None:
+        """What the report counts this rule under; region entries are not integer ops of their own."""
+        if self.role == OPENS:
+            return None
+        return self.count if self.count is not None else self.op.removeprefix("relax.")
+
+
+# -- predicates on terms ----------------------------------------------------------------------------
+
+
+def _on_one_int8_grid(term: Term | None) -> bool:
+    """An int8 or uint8 tensor with one scale and zero point (activations, as edgekit quantizes them)."""
+    return term is not None and term.per_tensor and term.dtype in INT_RANGES
+
+
+def _constant_symmetric_int8(term: Term | None) -> bool:
+    """Compile-time int8 values with zero points 0 (weights, as edgekit quantizes them)."""
+    return term is not None and term.value is not None and term.dtype == "int8" and bool(np.all(term.zero_point == 0))
+
+
+def _same_grid(a: Term, b: Term) -> bool:
+    if np.any(a.zero_point != 0) or np.any(b.zero_point != 0):
+        return False
+    if a.per_tensor and b.per_tensor:
+        return np.float32(a.scale) == np.float32(b.scale)
+    return a.axis == b.axis and a.scale.shape == b.scale.shape and np.array_equal(a.scale.astype(np.float32), b.scale.astype(np.float32))
+
+
+def _unclamped(value: IntValue) -> bool:
+    return value.concat is None and value.lo is None and value.hi is None
+
+
+# -- predicates on calls ------------------------------------------------------------------------------
+
+
+def constant_grid(m: Match) -> bool:
+    """dequantize of int8/uint8/int32 with constant scale and zero point."""
+    data, scale, zero_point = m.call.args
+    return isinstance(scale, Constant) and isinstance(zero_point, Constant) and str(data.ty.dtype) in ("int8", "uint8", "int32")
+
+
+def per_tensor_int8_output(m: Match) -> bool:
+    """quantize onto one int8/uint8 grid given by constants (edgekit's quantizer makes no per-channel activations)."""
+    _, scale, zero_point = m.call.args
+    if not (isinstance(scale, Constant) and isinstance(zero_point, Constant)):
+        return False
+    return scale.value.numpy().size == 1 and str(m.call.attrs.out_dtype) in INT_RANGES
+
+
+def constant_symmetric_int8_weights(m: Match) -> bool:
+    """conv2d NCHW/OIHW of activations on one grid with constant int8 weights, symmetric, per tensor or per output channel."""
+    x, w = m.singles
+    attrs = m.call.attrs
+    layouts = str(attrs.data_layout) == "NCHW" and str(attrs.kernel_layout) == "OIHW"
+    return _on_one_int8_grid(x) and _constant_symmetric_int8(w) and w.axis in (None, 0) and layouts
+
+
+def vnni_packable_conv2d(m: Match) -> bool:
+    """Those weights on a VNNI target, ungrouped, with output channels in whole 16-lane blocks."""
+    if not (m.vnni and constant_symmetric_int8_weights(m)):
+        return False
+    _, w = m.singles
+    return int(m.call.attrs.groups) == 1 and w.value.shape[0] % LANES == 0
+
+
+def integer_matmul_operands(m: Match) -> bool:
+    """matmul of an activation on one grid by integers per tensor or symmetric per output column."""
+    a, b = m.singles
+    if not (_on_one_int8_grid(a) and b is not None and b.dtype in INT_RANGES):
+        return False
+    return b.per_tensor or (b.axis == len(b.q.ty.shape) - 1 and bool(np.all(b.zero_point == 0)))
+
+
+def constant_symmetric_int8_matrix(m: Match) -> bool:
+    """Those operands with B a constant symmetric int8 matrix (a Gemm or MatMul weight)."""
+    _, b = m.singles
+    return integer_matmul_operands(m) and _constant_symmetric_int8(b) and len(b.q.ty.shape) == 2
+
+
+def vnni_packable_matrix(m: Match) -> bool:
+    """That matrix on a VNNI target with columns in whole 16-lane blocks."""
+    _, b = m.singles
+    return m.vnni and constant_symmetric_int8_matrix(m) and b.value.shape[1] % LANES == 0
+
+
+def int32_on_one_grid(m: Match) -> bool:
+    """Two int32 accumulators with the same scales and zero points 0 (a bias add)."""
+    a, b = m.singles
+    return a is not None and b is not None and a.dtype == b.dtype == "int32" and _same_grid(a, b)
+
+
+def unclamped_operands(m: Match) -> bool:
+    """Operands that are plain sums of terms (no clamp, no concatenation)."""
+    return all(_unclamped(value) for value in m.inputs)
+
+
+def not_concatenated(m: Match) -> bool:
+    return m.inputs[0].concat is None
+
+
+def constant_bounds(m: Match) -> bool:
+    """clip with constant scalar bounds."""
+    low, high = m.call.args[1], m.call.args[2]
+    return not_concatenated(m) and isinstance(low, (FloatImm, IntImm)) and isinstance(high, (FloatImm, IntImm))
+
+
+def maximum_by_scalar(m: Match) -> bool:
+    """call_tir(maximum, (x, c)) with c a scalar constant: Clip's lower tensor bound."""
+    return _tir_kernel_by_scalar(m, "maximum")
+
+
+def minimum_by_scalar(m: Match) -> bool:
+    """call_tir(minimum, (x, c)) with c a scalar constant: Clip's upper tensor bound."""
+    return _tir_kernel_by_scalar(m, "minimum")
+
+
+def _tir_kernel_by_scalar(m: Match, kind: str) -> bool:
+    function, args = m.call.args[0], m.call.args[1]
+    if function.name_hint.rstrip("0123456789_") != kind or not isinstance(args, relax.Tuple) or len(args.fields) != 2:
+        return False
+    return not_concatenated(m) and m.scalar(args.fields[1]) is not None
+
+
+def positive_scale_integers(m: Match) -> bool:
+    """One int8/uint8 grid with a positive scale, so the integers order like the floats."""
+    (term,) = m.singles
+    return _on_one_int8_grid(term) and not np.any(term.scale <= 0)
+
+
+def single_per_tensor_term(m: Match) -> bool:
+    (term,) = m.singles
+    return term is not None and term.per_tensor
+
+
+def followable_layout(m: Match) -> bool:
+    """Every term's channel axis can be followed through the Reshape/Transpose."""
+    (value,) = m.inputs
+    if value.concat is not None:
+        return False
+    out_shape = [int(d) for d in m.call.ty.shape]
+    return all(build.moved_axis(term, m.call, out_shape) is not False for term in value.terms)
+
+
+def parts_on_one_grid(m: Match) -> bool:
+    """Concat inputs that are single terms with one dtype, scale and zero point."""
+    singles = m.singles
+    first = singles[0]
+    return all(
+        t is not None and t.per_tensor and t.dtype == first.dtype and float(t.scale) == float(first.scale) and int(t.zero_point) == int(first.zero_point)
+        for t in singles
+    )
+
+
+def unnested_parts(m: Match) -> bool:
+    """Concat inputs none of which is itself a concatenation of grids."""
+    return all(value.concat is None for value in m.inputs)
+
+
+# -- the table ----------------------------------------------------------------------------------------------
+
+FIRST, FIRST_TWO = Operands((0,)), Operands((0, 1))
+
+RULES: tuple[Rule, ...] = (
+    # Region edges.
+    Rule("dequantize", "relax.dequantize", FIRST, when=constant_grid, build=build.open_region, role=OPENS),
+    Rule("requantize", "relax.quantize", FIRST, when=per_tensor_int8_output, build=build.requantize_output, role=CLOSES, count="requantize"),
+    # int8 x int8 with int32 accumulation; the VNNI forms first.
+    Rule("conv2d-vnni", "relax.nn.conv2d", FIRST_TWO, when=vnni_packable_conv2d, build=build.conv2d_packed),
+    Rule("conv2d", "relax.nn.conv2d", FIRST_TWO, when=constant_symmetric_int8_weights, build=build.conv2d_int8),
+    Rule("matmul-vnni", "relax.matmul", FIRST_TWO, when=vnni_packable_matrix, build=build.matmul_packed),
+    Rule("matmul-weights", "relax.matmul", FIRST_TWO, when=constant_symmetric_int8_matrix, build=build.matmul_constant),
+    Rule("matmul-activations", "relax.matmul", FIRST_TWO, when=integer_matmul_operands, build=build.matmul_centred),
+    # Sums: a bias on the accumulator's grid adds in int32, anything else stays a sum of terms.
+    Rule("bias-add", "relax.add", FIRST_TWO, when=int32_on_one_grid, build=build.bias_add),
+    Rule("add", "relax.add", FIRST_TWO, when=unclamped_operands, build=build.add_terms),
+    # Clamps fold into the next requantization's output range.
+    Rule("relu", "relax.nn.relu", FIRST, when=not_concatenated, build=build.relu_clamp),
+    Rule("clip", "relax.clip", FIRST, when=constant_bounds, build=build.clip_clamp),
+    Rule("clip-maximum", "relax.call_tir", TirOperands((0,)), when=maximum_by_scalar, build=build.maximum_clamp, count="clip (maximum)"),
+    Rule("clip-minimum", "relax.call_tir", TirOperands((0,)), when=minimum_by_scalar, build=build.minimum_clamp, count="clip (minimum)"),
+    # Pooling.
+    Rule("max-pool2d", "relax.nn.max_pool2d", FIRST, when=positive_scale_integers, build=build.max_pool2d_int),
+    Rule("mean", "relax.mean", FIRST, when=single_per_tensor_term, build=build.mean_as_sum),
+    # Data movement: the integers move, the grids follow.
+    Rule("reshape", "relax.reshape", FIRST, when=followable_layout, build=build.layout_terms),
+    Rule("permute-dims", "relax.permute_dims", FIRST, when=followable_layout, build=build.layout_terms),
+    Rule("concat-one-grid", "relax.concat", TupleFields(0), when=parts_on_one_grid, build=build.concat_one_grid),
+    Rule("concat", "relax.concat", TupleFields(0), when=unnested_parts, build=build.concat_parts),
+)
+
+# Each op's rules, in table order.
+_BY_OP: dict[str, tuple[Rule, ...]] = {op: tuple(r for r in RULES if r.op == op) for op in dict.fromkeys(r.op for r in RULES)}
+
+
+def select_rule(call: relax.Call, values: Mapping[relax.Var, IntValue], vnni: bool = False, scalars: Mapping[relax.Var, np.ndarray] | None = None) -> tuple[Rule, Match] | None:
+    """The first rule that applies to `call`, with what it matched; None if no rule does.
+
+    values: the integer value of each Relax var known so far; vnni: the target has AVX-512 VNNI.
+    """
+    for rule in _BY_OP.get(call.op.name, ()):
+        inputs = tuple(values.get(arg) if isinstance(arg, relax.Var) else None for arg in rule.tensor_args(call))
+        if rule.role != OPENS and any(value is None for value in inputs):
+            continue
+        match = Match(call, inputs, vnni, scalars if scalars is not None else {})
+        if rule.when(match):
+            return rule, match
+    return None
+
+
+def tensor_args(call: relax.Call) -> list[relax.Expr]:
+    """The tensor operands of any call, as its rules select them (the first operand for ops no rule takes)."""
+    rules = _BY_OP.get(call.op.name)
+    return rules[0].tensor_args(call) if rules else [call.args[0]]

@@ -1,0 +1,197 @@
+"""How the integer rewrite represents a float value by integers, and turns it back into float or int8.
+
+    value = sum_i scale_i * (q_i - zero_point_i), then optionally clamped (a folded Relu/Clip)
+
+`Term` is one scale * (q - zero_point); `IntValue` a sum of terms with its clamp (or a
+concatenation of parts that keep their own grids). Leaving the integer domain is one of two
+things: `to_float` (a float consumer or a model output reads the value) or `requantize` (a
+QuantizeLinear puts it on an int8 grid).
+
+Requantization is integer arithmetic with constants computed here, at compile time: each term's
+ratio scale_i / out_scale becomes a fixed-point multiplier m_i = rint(ratio * 2^shift) below
+2^31 (Q31-style), all terms share one shift, and the result rounds half up,
+floor(x + 1/2), as `(sum_i (q_i - zp_i) * m_i + 2^(shift-1)) >> shift` with an arithmetic shift.
+ONNX QuantizeLinear rounds half to even in float; the two differ by one LSB only where the exact
+value is a tie or float rounding lands on the other side of one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from tvm import relax
+from tvm.ir.expr import Constant
+
+# Multipliers are Q31-style: m < 2^31, so int32 values times m fit int64 with room for a sum.
+MULTIPLIER_BITS = 31
+INT_RANGES = {"int8": (-128, 127), "uint8": (0, 255)}
+
+Emit = Callable[[relax.Expr], relax.Var]  # a BlockBuilder's emit: binds an expression, returns its var
+
+
+@dataclass(frozen=True)
+class Term:
+    """scale * (q - zero_point): q an integer Relax expression; per-tensor or per channel along `axis`."""
+
+    q: relax.Expr
+    dtype: str
+    scale: np.ndarray  # float64, shape () or (C,)
+    zero_point: np.ndarray  # int64, shape () or (C,)
+    axis: int | None = None
+    value: np.ndarray | None = None  # q's value when q is a constant (weights, biases)
+
+    @property
+    def per_tensor(self) -> bool:
+        return self.axis is None
+
+
+@dataclass(frozen=True)
+class IntValue:
+    """A float value represented exactly by integer terms, then clamped to [lo, hi] (None: open)."""
+
+    terms: tuple[Term, ...]
+    lo: float | None = None
+    hi: float | None = None
+    concat: tuple[IntValue, ...] | None = None  # a concatenation of parts that keep their own scales
+    concat_axis: int = 0
+
+    @property
+    def single(self) -> Term | None:
+        """The one unclamped term this value is, or None (a sum, a clamp or a concatenation)."""
+        if self.concat is None and len(self.terms) == 1 and self.lo is None and self.hi is None:
+            return self.terms[0]
+        return None
+
+
+@dataclass(frozen=True)
+class Match:
+    """An op call the rewrite looks at: its tensor operands as integer values (None: not one), and the target.
+
+    Rule predicates read it and rule builders rewrite it; `scalars` are the scalar constants the
+    graph computed so far (Clip bounds arrive as `where(isnan(c), -inf, c)` on constants).
+    """
+
+    call: relax.Call
+    inputs: tuple[IntValue | None, ...]
+    vnni: bool = False  # the target has uint8 x int8 dot products (AVX-512 VNNI)
+    scalars: Mapping[relax.Var, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def singles(self) -> tuple[Term | None, ...]:
+        return tuple(None if value is None else value.single for value in self.inputs)
+
+    def scalar(self, expr: relax.Expr) -> np.ndarray | None:
+        return scalar_constant(expr, self.scalars)
+
+
+def scalar_constant(expr: relax.Expr, scalars: Mapping[relax.Var, np.ndarray]) -> np.ndarray | None:
+    """`expr`'s value as a 0-d array if it is a one-element constant or a scalar the graph computed."""
+    if isinstance(expr, Constant) and expr.value.numpy().size == 1:
+        return expr.value.numpy().reshape(())
+    return scalars.get(expr) if isinstance(expr, relax.Var) else None
+
+
+# -- zero points (compile time) -------------------------------------------------------------------
+
+
+def zero_point_correction(zero_point: int, weight: np.ndarray, output_axis: int) -> np.ndarray:
+    """zp * sum(w) per output channel (int64): the zero point's share of a constant-weight dot product.
+
+    sum((q - zp) * w) = sum(q * w) - zp * sum(w), so an accumulator that multiplied the raw
+    integers q is exact after subtracting this; `output_axis` is the weight's output-channel axis.
+    """
+    weight = np.moveaxis(np.asarray(weight, np.int64), output_axis, 0)
+    return zero_point * weight.reshape(weight.shape[0], -1).sum(axis=1)
+
+
+def subtract_zero_point_correction(bb: relax.BlockBuilder, acc: relax.Expr, zero_point: int, weight: np.ndarray, output_axis: int, shape: list[int]) -> relax.Expr:
+    """`acc` - zp * sum(`weight`) in int32, the correction reshaped to broadcast as `shape`; `acc` itself when zp is 0."""
+    if not zero_point:
+        return acc
+    correction = zero_point_correction(zero_point, weight, output_axis)
+    return bb.emit(relax.op.subtract(acc, relax.const(correction.astype(np.int32).reshape(shape), "int32")))
+
+
+# -- requantization math (compile time, numpy) ---------------------------------------------------
+
+
+def shared_shift(multipliers: list[np.ndarray]) -> int:
+    """The largest shift keeping every fixed-point multiplier below 2^31 (at most 62, at least 1)."""
+    largest = max(float(np.max(np.abs(m))) for m in multipliers)
+    if largest <= 0:
+        return MULTIPLIER_BITS
+    exponent = int(np.floor(np.log2(largest))) + 1  # largest < 2^exponent
+    return int(np.clip(MULTIPLIER_BITS - exponent, 1, 62))
+
+
+def fixed_point_multiplier(ratio: np.ndarray | float, shift: int) -> np.ndarray:
+    """rint(ratio * 2^shift) as int64: `ratio` (a scale over the output scale) in fixed point."""
+    return np.rint(np.asarray(ratio, np.float64) * 2.0**shift).astype(np.int64)
+
+
+def round_half_up(x: float) -> int:
+    """floor(x + 1/2): the one rounding rule of the rewrite, also for clamp bounds."""
+    return int(np.floor(x + 0.5))
+
+
+# -- leaving the integer domain (IR) ------------------------------------------------------------------
+
+
+def to_float(emit: Emit, value: IntValue) -> relax.Expr:
+    """The float meaning of `value`, for consumers outside the integer region (the last op is not emitted)."""
+    if value.concat is not None:
+        parts = [emit(to_float(emit, part)) for part in value.concat]
+        return relax.op.concat(parts, axis=value.concat_axis)
+    total = None
+    for term in value.terms:
+        rank = len(term.q.ty.shape)
+        centred = relax.op.astype(term.q, "int32")
+        if np.any(term.zero_point != 0):
+            centred = relax.op.subtract(centred, axis_constant(term.zero_point.astype(np.int32), term.axis, rank))
+        part = relax.op.multiply(relax.op.astype(emit(centred), "float32"), axis_constant(term.scale.astype(np.float32), term.axis, rank))
+        total = part if total is None else relax.op.add(emit(total), emit(part))
+    if value.lo is not None or value.hi is not None:
+        total = relax.op.clip(emit(total), value.lo if value.lo is not None else -np.inf, value.hi if value.hi is not None else np.inf)
+    return total
+
+
+def requantize(emit: Emit, value: IntValue, scale: float, zero_point: int, dtype: str) -> relax.Expr:
+    """round_half_up(value / scale) + zero_point, clamped to the dtype and value's clamp, in integers."""
+    qmin, qmax = INT_RANGES[dtype]
+    if value.concat is not None:
+        parts = [emit(requantize(emit, part, scale, zero_point, dtype)) for part in value.concat]
+        return relax.op.concat(parts, axis=value.concat_axis)
+    if value.lo is not None:
+        qmin = max(qmin, zero_point + round_half_up(value.lo / scale))
+    if value.hi is not None:
+        qmax = min(qmax, zero_point + round_half_up(value.hi / scale))
+    term = value.single
+    if term is not None and term.dtype == dtype and term.per_tensor and float(term.scale) == scale and int(term.zero_point) == zero_point:
+        return term.q  # already on this grid (MaxPool, Reshape pass scales through)
+    multipliers = [term.scale / scale for term in value.terms]
+    shift = shared_shift(multipliers)
+    total = None
+    for term, multiplier in zip(value.terms, multipliers):
+        rank = len(term.q.ty.shape)
+        centred = relax.op.astype(term.q, "int64")
+        if np.any(term.zero_point != 0):
+            centred = relax.op.subtract(emit(centred), axis_constant(term.zero_point.astype(np.int64), term.axis, rank))
+        part = relax.op.multiply(emit(centred), axis_constant(fixed_point_multiplier(multiplier, shift), term.axis, rank))
+        total = part if total is None else relax.op.add(emit(total), emit(part))
+    rounded = relax.op.right_shift(emit(relax.op.add(emit(total), relax.const(1 << (shift - 1), "int64"))), relax.const(shift, "int64"))
+    shifted = relax.op.add(emit(rounded), relax.const(zero_point, "int64"))
+    clamped = relax.op.minimum(relax.op.maximum(emit(shifted), relax.const(qmin, "int64")), relax.const(qmax, "int64"))
+    return relax.op.astype(emit(clamped), dtype)
+
+
+def axis_constant(values: np.ndarray, axis: int | None, rank: int) -> Constant:
+    """`values` as a constant that broadcasts along `axis` of a rank-`rank` tensor (a scalar if per-tensor)."""
+    values = np.asarray(values)
+    if axis is None or values.ndim == 0:
+        return relax.const(values.reshape(()), str(values.dtype))
+    shape = [1] * rank
+    shape[axis] = -1
+    # relax.const turns int64 arrays into int32 unless told the dtype.
+    return relax.const(np.ascontiguousarray(values.reshape(shape)), str(values.dtype))

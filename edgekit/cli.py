@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import click
@@ -12,20 +11,30 @@ import numpy as np
 from rich.table import Table
 
 from edgekit import console
-from edgekit.errors import EdgekitError, InputError
+from edgekit.errors import EdgekitError, GateFailure, InputError
 from edgekit.files import atomic_file
+from edgekit.target_spec import DEFAULT_TARGET
 
 INTERNAL_ERROR = 3
 
 
 class EdgekitGroup(click.Group):
-    """Turns EdgekitError into one line on stderr and its exit code; --debug keeps tracebacks."""
+    """Turns EdgekitError into one line on stderr and its exit code; --debug keeps tracebacks.
+
+    Every gate failure (export parity, accuracy budget, check thresholds, project gates) is a
+    GateFailure and leaves here: one `edgekit: gate failed: ...` line per failed gate, exit 1.
+    """
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except GateFailure as exc:
+            # A measured verdict, not a fault: the same lines and exit 1 with or without --debug.
+            for failure in exc.failures:
+                click.echo(f"edgekit: gate failed: {failure}", err=True)
+            ctx.exit(exc.exit_code)
         except EdgekitError as exc:
             if _debug(ctx):
                 raise
@@ -133,7 +142,7 @@ def _print_quantize_summary(result) -> None:
 
 @main.command(name="compile")
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("-t", "--target", default="x86_64", show_default=True, help="Target name (see `edgekit targets`) or a target .toml file.")
+@click.option("-t", "--target", default=DEFAULT_TARGET, show_default=True, help="Target name (see `edgekit targets`) or a target .toml file.")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Artifact folder to write.")
 @click.option("--shape", "shapes", multiple=True, metavar="NAME=1x3x224x224", help="Static shape for an input with symbolic dims (repeat).")
 @click.option("--dim", "dims", multiple=True, metavar="NAME=SIZE", help="Size of a named symbolic dimension in every input, e.g. sequence=128 (repeat).")
@@ -225,6 +234,7 @@ def check_command(artifact, reference, data, max_abs, min_cosine, min_top1, thre
     Without ARTIFACT, evaluate the gates of edgekit.toml on the project's build folder instead.
     """
     import edgekit
+    from edgekit.checker import require_passed
     from edgekit.checker.artifact_check import write_report
 
     if artifact is None:
@@ -246,16 +256,13 @@ def check_command(artifact, reference, data, max_abs, min_cosine, min_top1, thre
     console.out.print(table)
     if json_path is not None:
         write_report(report, json_path)
-    if not report.passed:
-        for violation in report.violations:
-            click.echo(f"edgekit: check failed: {violation}", err=True)
-        sys.exit(1)
+    require_passed(report)
     console.out.print("[green]check passed[/]")
 
 
 @main.command(name="tune")
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("-t", "--target", default="x86_64", show_default=True, help="Target name (see `edgekit targets`) or a target .toml file.")
+@click.option("-t", "--target", default=DEFAULT_TARGET, show_default=True, help="Target name (see `edgekit targets`) or a target .toml file.")
 @click.option("--trials", type=click.IntRange(min=1), required=True, help="Trials for the whole model, spread over its tasks by FLOPs (each task's default schedule counts as one). Re-running continues up to this total.")
 @click.option("--db", "database", type=click.Path(path_type=Path), help="Tuning database folder (default: tuning/TARGET, where compile looks).")
 @click.option("--time-budget", type=click.FloatRange(min=0, min_open=True), metavar="MIN", help="Start no new round after this many minutes; run the same command again to continue.")
@@ -347,7 +354,7 @@ def runner():
 
 
 @runner.command(name="build")
-@click.option("-t", "--target", default="x86_64", show_default=True, help="Target to build the runner for.")
+@click.option("-t", "--target", default=DEFAULT_TARGET, show_default=True, help="Target to build the runner for.")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Folder for the runner and its runtime libraries.")
 def runner_build(target, output):
     """Build edgekit-runner for a target (cross-compiled for arm boards)."""
@@ -388,13 +395,12 @@ def baseline_save(project_path, force, threads):
     """Measure the project's build and record its gate values and outputs as the baseline."""
     from edgekit.project.baselines import golden_path, save_baseline
     from edgekit.project.build_check import measure_build
-    from edgekit.errors import GateFailure
     from edgekit.project.project_file import load_project
 
     project = load_project(project_path)
     report, measured = measure_build(project, threads)
     if not report.passed and not force:
-        raise GateFailure(f"the build fails its gates ({report.failures[0]})", "a baseline should be a good build: fix it, or pass --force")
+        raise GateFailure(f"the build fails its gates ({report.failures[0]})", "a baseline should be a good build: fix it, or pass --force", report=report)
     path = save_baseline(project, report, measured)
     for target in report.targets:
         console.out.print(f"{target.target}: " + ", ".join(f"{r.gate} {r.value:.6g}" for r in target.results))
@@ -415,15 +421,12 @@ def _check_project(project_path, baseline, threads, json_path) -> None:
 
 
 def _finish_gates(report, build_dir: Path) -> None:
+    from edgekit.checker import require_passed, summary_text
     from edgekit.project.build_folder import CHECK_JSON, JUNIT_XML, SUMMARY_TXT
-    from edgekit.checker.ci_reports import summary_text
 
     click.echo(summary_text(report), nl=False)
     console.out.print(f"wrote {', '.join(str(build_dir / name) for name in (CHECK_JSON, JUNIT_XML, SUMMARY_TXT))}")
-    if not report.passed:
-        for failure in report.failures:
-            click.echo(f"edgekit: gate failed: {failure}", err=True)
-        sys.exit(1)
+    require_passed(report)
 
 
 @main.command(name="profile")

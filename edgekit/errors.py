@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class EdgekitError(Exception):
     """A problem the user can fix: `message` says what is wrong, `hint` how to fix it."""
@@ -32,9 +34,17 @@ class ArtifactError(EdgekitError):
 
 
 class GateFailure(EdgekitError):
-    """A measured result missed its threshold (export parity, accuracy check): exit 1."""
+    """A measured result missed its threshold (export parity, accuracy budget, a check's gates): exit 1.
+
+    `failures` holds one line per missed gate, by default the message and hint as one line; the
+    CLI prints each as `edgekit: gate failed: LINE`, the one form every gate failure takes.
+    """
 
     exit_code = 1
+
+    def __init__(self, message: str, hint: str = "", report: object | None = None, failures: Sequence[str] = ()) -> None:
+        super().__init__(message, hint, report)
+        self.failures = tuple(failures) or (self.one_line(),)
 
 
 def first_line(exc: BaseException) -> str:

@@ -17,6 +17,7 @@ import onnx
 from edgekit.dataset import load_dataset
 from edgekit.onnx_model import load_onnx, model_inputs
 from edgekit.reference import Reference
+from edgekit.target_spec import DEFAULT_TARGET
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def measure(artifact_outputs: list[dict[str, np.ndarray]], reference_outputs: li
     return rows
 
 
-def compare_with_onnxruntime(qdq_model: Path, data: Path, target: str = "x86_64", threads: int = 1, samples: int | None = None) -> list[TensorAgreement]:
+def compare_with_onnxruntime(qdq_model: Path, data: Path, target: str = DEFAULT_TARGET, threads: int = 1, samples: int | None = None) -> list[TensorAgreement]:
     """Compile the exposed-outputs variant of `qdq_model` and compare it with ONNX Runtime on `data`."""
     from edgekit.compiler import CompileOptions, compile_onnx
     from edgekit.runtime import load

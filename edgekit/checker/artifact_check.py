@@ -1,16 +1,19 @@
-"""`edgekit check`: the artifact against ONNX Runtime on every sample of a data set, with gates."""
+"""`edgekit check ARTIFACT`: the artifact against ONNX Runtime on every sample of a data set.
+
+The thresholds (`--max-abs`, `--min-cosine`, `--min-top1`) become gates over `gates.METRICS`, one
+per output they apply to, and are evaluated by `gates.evaluate` exactly as a project's gates are;
+the per-output table is the same metrics, read from the same table, without thresholds.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-
-from edgekit import console
-from edgekit.dataset import Dataset, load_dataset
-from edgekit.metrics import cosines
+from edgekit.checker.gates import METRICS, Gate, GateResult, Measured, evaluate, is_classifier, metric_value, reference_accuracy
+from edgekit.checker.outputs import collect_outputs
+from edgekit.dataset import load_dataset
 from edgekit.errors import InputError
 from edgekit.files import atomic_file
 from edgekit.onnx_model import load_onnx, model_inputs, model_outputs
@@ -25,6 +28,18 @@ class Thresholds:
     max_abs: float | None = 1e-3
     min_cosine: float | None = 0.999
     min_top1_agreement: float | None = None
+
+
+# Each threshold as a gate: Thresholds field -> (METRICS key, the bound it sets). The gate is named
+# after the field; a classifier metric (top-1 agreement) gates only the classifier outputs.
+THRESHOLD_GATES: dict[str, tuple[str, str]] = {
+    "max_abs": ("max_abs", "max"),
+    "min_cosine": ("cosine_min", "min"),
+    "min_top1_agreement": ("top1_agreement", "min"),
+}
+
+# The table printed for every output: OutputMetrics field -> METRICS key.
+OUTPUT_METRICS: dict[str, str] = {"max_abs": "max_abs", "mean_abs": "mean_abs", "cosine_min": "cosine_min", "cosine_mean": "cosine_mean"}
 
 
 @dataclass
@@ -48,36 +63,79 @@ class CheckReport:
     samples: int
     thresholds: Thresholds
     outputs: list[OutputMetrics]
-    violations: list[str] = field(default_factory=list)
+    results: list[GateResult]  # the thresholds' gates, in output order
+
+    @property
+    def failures(self) -> list[str]:
+        return [failure for result in self.results for failure in result.failures]
+
+    @property
+    def violations(self) -> list[str]:
+        """The failed gates' messages (the name `CheckReport` has always used for `failures`)."""
+        return self.failures
 
     @property
     def passed(self) -> bool:
-        return not self.violations
+        return not self.failures
 
     def to_dict(self) -> dict:
-        return asdict(self) | {"passed": self.passed}
+        return {
+            "artifact": self.artifact, "reference": self.reference, "data": self.data, "samples": self.samples,
+            "thresholds": asdict(self.thresholds), "outputs": [asdict(m) for m in self.outputs],
+            "gates": [r.to_dict() for r in self.results], "violations": self.violations, "passed": self.passed,
+        }
 
 
 def check(artifact: Path, reference: Path, data: Path, thresholds: Thresholds | None = None, threads: int | None = None) -> CheckReport:
-    """Run the artifact and ONNX Runtime on every sample of `data`; measure and gate each output."""
+    """Run the artifact and ONNX Runtime on every sample of `data`; measure each output and gate it.
+
+    Returns the report (`report.passed`, `report.violations`); InputError for a data set or
+    reference that does not fit the artifact, ArtifactError for a missing or tampered artifact.
+    """
     thresholds = thresholds or Thresholds()
     model = load(artifact, threads=threads)
     ref_model = load_onnx(Path(reference))
     _match_interfaces(model, ref_model, Path(reference))
     dataset = load_dataset(Path(data), model.inputs)
     session = Reference(ref_model, threads=model.threads)
-    ours, theirs = _run_all(model, session, dataset)
-    metrics = [_measure(spec.name, ours[spec.name], theirs[spec.name], dataset.labels, first_classifier=i == _first_classifier(model)) for i, spec in enumerate(model.outputs)]
-    report = CheckReport(
+    measured = collect_outputs(model, session, dataset, target=str(artifact), progress="comparing with ONNX Runtime")
+    return CheckReport(
         artifact=str(artifact),
         reference=str(reference),
         data=str(data),
         samples=len(dataset),
         thresholds=thresholds,
-        outputs=metrics,
+        outputs=output_metrics(measured),
+        results=evaluate(threshold_gates(thresholds, measured), measured),
     )
-    report.violations = _violations(metrics, thresholds)
-    return report
+
+
+def threshold_gates(thresholds: Thresholds, measured: Measured) -> tuple[Gate, ...]:
+    """The thresholds that are on, as gates: for each output in order, each threshold that applies to it."""
+    gates = []
+    for output, values in measured.outputs.items():
+        for name, (metric, bound) in THRESHOLD_GATES.items():
+            limit = getattr(thresholds, name)
+            spec = METRICS[metric]
+            if limit is not None and (is_classifier(values) or not spec.classifier):
+                gates.append(Gate(name, metric, output, **{bound: limit}, higher_is_better=spec.higher_is_better))
+    return tuple(gates)
+
+
+def output_metrics(measured: Measured) -> list[OutputMetrics]:
+    """Every output's errors against the reference; for classifiers the top-1 agreement, and the
+    accuracies (artifact and reference) of the first classifier output when there are labels."""
+    classifiers = [name for name, values in measured.outputs.items() if is_classifier(values)]
+    metrics = []
+    for output, values in measured.outputs.items():
+        row = OutputMetrics(output, **{field: metric_value(metric, output, measured) for field, metric in OUTPUT_METRICS.items()})
+        if output in classifiers:
+            row.top1_agreement = metric_value("top1_agreement", output, measured)
+        if measured.labels is not None and output == next(iter(classifiers), None):
+            row.accuracy_artifact = metric_value("accuracy", output, measured)
+            row.accuracy_reference = reference_accuracy(measured, output)
+        metrics.append(row)
+    return metrics
 
 
 def write_report(report: CheckReport, path: Path) -> None:
@@ -93,68 +151,3 @@ def _match_interfaces(model: CompiledModel, reference, path: Path) -> None:
     if missing_inputs or missing_outputs:
         names = ", ".join(missing_inputs + missing_outputs)
         raise InputError(f"reference {path} lacks the artifact's tensors {names}", "compare against the ONNX model the artifact was built from")
-
-
-def _run_all(model: CompiledModel, session: Reference, dataset: Dataset) -> tuple[dict, dict]:
-    ours: dict[str, list] = {spec.name: [] for spec in model.outputs}
-    theirs: dict[str, list] = {spec.name: [] for spec in model.outputs}
-    with console.progress(len(dataset), "comparing with ONNX Runtime") as advance:
-        for index in range(len(dataset)):
-            feeds = dataset.sample(index)
-            got, want = model(**feeds), session(feeds)
-            for name in ours:
-                ours[name].append(got[name])
-                theirs[name].append(want[name])
-            advance()
-    return _stacked(ours), _stacked(theirs)
-
-
-def _stacked(outputs: dict[str, list]) -> dict[str, np.ndarray]:
-    return {name: np.stack(values) for name, values in outputs.items()}
-
-
-def _first_classifier(model: CompiledModel) -> int | None:
-    for index, spec in enumerate(model.outputs):
-        if _is_classifier(spec.shape, spec.dtype):
-            return index
-    return None
-
-
-def _is_classifier(shape: tuple, dtype: str) -> bool:
-    # One score vector per sample: (C,) or (1, C) with C > 1.
-    squeezed = [d for d in shape if d != 1]
-    return np.dtype(dtype).kind == "f" and len(squeezed) == 1 and squeezed[0] > 1
-
-
-def _measure(name: str, ours: np.ndarray, theirs: np.ndarray, labels: np.ndarray | None, first_classifier: bool) -> OutputMetrics:
-    n = len(ours)
-    a = ours.reshape(n, -1).astype(np.float64)
-    b = theirs.reshape(n, -1).astype(np.float64)
-    diff = np.abs(a - b)
-    cosine = cosines(a, b)
-    metrics = OutputMetrics(
-        name=name,
-        max_abs=float(diff.max()),
-        mean_abs=float(diff.mean()),
-        cosine_min=float(cosine.min()),
-        cosine_mean=float(cosine.mean()),
-    )
-    if _is_classifier(ours.shape[1:], str(ours.dtype)):
-        top_ours, top_theirs = a.argmax(axis=1), b.argmax(axis=1)
-        metrics.top1_agreement = float(np.mean(top_ours == top_theirs))
-        if labels is not None and first_classifier:
-            metrics.accuracy_artifact = float(np.mean(top_ours == labels))
-            metrics.accuracy_reference = float(np.mean(top_theirs == labels))
-    return metrics
-
-
-def _violations(metrics: list[OutputMetrics], thresholds: Thresholds) -> list[str]:
-    found = []
-    for m in metrics:
-        if thresholds.max_abs is not None and not m.max_abs <= thresholds.max_abs:
-            found.append(f"{m.name}: max abs error {m.max_abs:.3g} > {thresholds.max_abs:g}")
-        if thresholds.min_cosine is not None and not m.cosine_min >= thresholds.min_cosine:
-            found.append(f"{m.name}: min cosine {m.cosine_min:.6f} < {thresholds.min_cosine:g}")
-        if thresholds.min_top1_agreement is not None and m.top1_agreement is not None and not m.top1_agreement >= thresholds.min_top1_agreement:
-            found.append(f"{m.name}: top-1 agreement {m.top1_agreement:.4f} < {thresholds.min_top1_agreement:g}")
-    return found

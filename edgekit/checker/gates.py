@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from edgekit.errors import InputError, first_line
+from edgekit.errors import GateFailure, InputError, first_line
 from edgekit.metrics import cosines, sqnr_db, top1
 
 # Two floats written to JSON and read back compare equal; this only absorbs summation-order noise.
@@ -41,6 +41,11 @@ def _in_top_k(scores: np.ndarray, classes: np.ndarray, k: int) -> float:
 
 def _flat(values: np.ndarray) -> np.ndarray:
     return values.reshape(len(values), -1).astype(np.float64)
+
+
+def is_classifier(values: np.ndarray) -> bool:
+    """Whether stacked outputs (N, *shape) hold one float score vector per sample: (C,) or (1, C), C > 1."""
+    return np.issubdtype(values.dtype, np.floating) and sum(d > 1 for d in values.shape[1:]) == 1
 
 
 @dataclass(frozen=True)
@@ -138,6 +143,31 @@ class Measured:
     labels: np.ndarray | None
 
 
+def metric_value(metric: str, output: str, measured: Measured, k: int | None = None) -> float:
+    """The built-in `metric` of `output` on `measured`: the number a gate on it compares. InputError if it cannot apply."""
+    return _value(Gate(metric, metric, output, k), output, measured)
+
+
+def reference_accuracy(measured: Measured, output: str | None = None) -> float | None:
+    """The reference's top-1 accuracy on `output` (default: the first), or None without labels or scores."""
+    output = output or next(iter(measured.reference))
+    scores = measured.reference[output]
+    if measured.labels is None or not is_classifier(scores):
+        return None
+    return float(METRICS["accuracy"].compute(scores, scores, measured.labels, 1))
+
+
+def require_passed(report) -> None:
+    """Raise GateFailure naming every failed gate of `report` (anything with `failures`), if there is one.
+
+    The one way a failed check leaves the CLI: exit 1, one `edgekit: gate failed: ...` line per failure.
+    """
+    failures = list(report.failures)
+    if failures:
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        raise GateFailure(failures[0] + more, report=report, failures=failures)
+
+
 def evaluate(gates: tuple[Gate, ...], measured: Measured) -> list[GateResult]:
     """Each gate's value on `measured`, checked against its min/max. InputError for a gate that cannot apply."""
     return [_evaluate_one(gate, measured) for gate in gates]
@@ -166,7 +196,7 @@ def _value(gate: Gate, output: str, measured: Measured) -> float:
         raise InputError(f"gate '{gate.name}': {gate.metric} needs labels and the eval data set has no 'label' array", "add labels (calibration_data/README.md) or drop the gate")
     if spec.classifier:
         classes = _scores(ours).shape[1]
-        if not np.issubdtype(ours.dtype, np.floating) or classes < 2 or sum(d > 1 for d in ours.shape[1:]) != 1:
+        if not is_classifier(ours):
             raise InputError(f"gate '{gate.name}': {gate.metric} needs one score vector per sample; '{output}' has shape {ours.shape[1:]}", "gate a classifier output, or use cosine/abs/SQNR metrics")
         if gate.k is not None and gate.k >= classes:
             raise InputError(f"gate '{gate.name}': k = {gate.k} is not below the {classes} classes of '{output}'", "give a smaller k")

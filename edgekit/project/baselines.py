@@ -23,11 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from edgekit import versions
-from edgekit.checker import GateReport
+from edgekit.checker import Gate, GateReport, Measured, compare_with_baseline
 from edgekit.dataset import read_npz
 from edgekit.errors import ArtifactError, InputError
-from edgekit.files import atomic_file, sha256_file
-from edgekit.checker import Gate, Measured, compare_with_baseline
+from edgekit.files import atomic_file, read_versioned_json, sha256_file
 from edgekit.project.project_file import Project
 
 FORMAT = "edgekit-baseline"
@@ -73,12 +72,7 @@ def load_baseline(project: Project) -> tuple[dict, dict[str, np.ndarray]]:
     path = project.baseline
     if not path.is_file():
         raise InputError(f"no baseline at {path}", "record one from a good build with `edgekit baseline save`")
-    try:
-        record = json.loads(path.read_text())
-    except (ValueError, OSError) as exc:
-        raise ArtifactError(f"{path} is not valid JSON ({exc})", "record it again with `edgekit baseline save`") from None
-    if record.get("format") != FORMAT or record.get("format_version") != FORMAT_VERSION:
-        raise ArtifactError(f"{path} is not an edgekit baseline (format {FORMAT} v{FORMAT_VERSION})", "record it again with `edgekit baseline save`")
+    record = read_versioned_json(path, FORMAT, FORMAT_VERSION, "an edgekit baseline", "record it again with `edgekit baseline save`")
     golden = path.with_name(record["golden"]["file"])
     if not golden.is_file() or sha256_file(golden) != record["golden"]["sha256"]:
         raise ArtifactError(f"golden outputs {golden} are missing or do not match {path.name}", "commit both files of the baseline, or save it again")

@@ -13,19 +13,15 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
-
 from edgekit import console
 from edgekit.artifact import read_manifest
-from edgekit.project.baselines import apply_baseline
-from edgekit.project.build_folder import CHECK_JSON, JUNIT_XML, SUMMARY_TXT, data_sha256, file_entry, read_record, write_record
-from edgekit.checker import GateReport, TargetReport, write_json, write_junit, write_summary
+from edgekit.checker import GateReport, Measured, TargetReport, collect_outputs, evaluate, reference_accuracy, write_json, write_junit, write_summary
 from edgekit.dataset import load_dataset
 from edgekit.errors import InputError
 from edgekit.files import sha256_file
-from edgekit.checker import Measured, evaluate
+from edgekit.project.baselines import apply_baseline
+from edgekit.project.build_folder import CHECK_JSON, JUNIT_XML, SUMMARY_TXT, data_sha256, file_entry, read_record, write_record
 from edgekit.project.project_file import Project
-from edgekit.metrics import top1
 from edgekit.reference import Reference
 from edgekit.runtime import load
 
@@ -36,7 +32,7 @@ def measure_build(project: Project, threads: int | None = None) -> tuple[GateRep
     record = read_record(project)
     build = project.build_dir
     reference_path = build / record["reference"]
-    runnable = {name: build / folder for name, folder in record["artifacts"].items() if _runs_here(build / folder)}
+    runnable = {name: build / folder for name, folder in record["artifacts"].items() if read_manifest(build / folder).runs_here()}
     if not runnable:
         raise InputError(
             f"no artifact of {build} runs on this machine ({platform.machine()}): targets {', '.join(record['artifacts'])}",
@@ -52,7 +48,7 @@ def measure_build(project: Project, threads: int | None = None) -> tuple[GateRep
         manifest = read_manifest(folder)
         targets.append(TargetReport(
             target=name, artifact=project.relative(folder), library_sha256=manifest.files[manifest.library],
-            results=evaluate(project.gates, result), reference_accuracy=_reference_accuracy(result),
+            results=evaluate(project.gates, result), reference_accuracy=reference_accuracy(result),
         ))
     report = GateReport(
         project=project.name, project_file=str(project.path), build=project.relative(build),
@@ -94,37 +90,12 @@ def write_reports(project: Project, report: GateReport) -> None:
     write_record(build, record)
 
 
-def _runs_here(folder: Path) -> bool:
-    manifest = read_manifest(folder)
-    return manifest.target["cpu"]["triple"].split("-", 1)[0] == platform.machine() and "gpu" not in manifest.runtime
-
-
 def _measure(target: str, artifact: Path, reference: Path, data: Path, threads: int | None) -> tuple[Measured, int]:
+    """The artifact and the float reference over the eval data (the one collection `check ARTIFACT` uses too)."""
     model = load(artifact, threads=threads)
     dataset = load_dataset(data, model.inputs)
     session = Reference(reference, threads=model.threads)
     missing = [spec.name for spec in model.outputs if spec.name not in session.output_names]
     if missing:
         raise InputError(f"reference {reference} lacks the artifact's outputs {', '.join(missing)}", "rebuild with `edgekit pipeline`")
-    names = [spec.name for spec in model.outputs]
-    ours: dict[str, list] = {name: [] for name in names}
-    theirs: dict[str, list] = {name: [] for name in names}
-    for index in range(len(dataset)):
-        feeds = dataset.sample(index)
-        got, want = model(**feeds), session(feeds)
-        for name in names:
-            ours[name].append(got[name])
-            theirs[name].append(want[name])
-    return Measured(target, _stacked(ours), _stacked(theirs), dataset.labels), len(dataset)
-
-
-def _stacked(outputs: dict[str, list]) -> dict[str, np.ndarray]:
-    return {name: np.stack(values) for name, values in outputs.items()}
-
-
-def _reference_accuracy(measured: Measured) -> float | None:
-    """The float reference's top-1 accuracy on the first output, when it is a classifier and labels exist."""
-    first = next(iter(measured.reference.values()))
-    if measured.labels is None or not np.issubdtype(first.dtype, np.floating) or sum(d > 1 for d in first.shape[1:]) != 1:
-        return None
-    return top1(first, measured.labels)
+    return collect_outputs(model, session, dataset, target=target), len(dataset)

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import REPO, one_line_error
+from project_files import project_folder
 
 from edgekit.checker.ci_reports import GateReport, TargetReport, junit_xml, summary_text
-from edgekit.errors import InputError
 from edgekit.checker.gates import METRICS, Gate, Measured, compare_with_baseline, evaluate
+from edgekit.errors import InputError
 from edgekit.project.project_file import load_project
 
 MINIMAL = """
@@ -32,10 +33,7 @@ min = 0.5
 
 @pytest.fixture
 def project_dir(tmp_path) -> Path:
-    (tmp_path / "model.onnx").write_bytes(b"not read by the parser")
-    np.savez(tmp_path / "eval.npz", image=np.zeros((2, 1, 4), np.float32))
-    (tmp_path / "edgekit.toml").write_text(MINIMAL)
-    return tmp_path
+    return project_folder(tmp_path, MINIMAL)
 
 
 def _write(folder: Path, text: str) -> Path:

@@ -84,7 +84,7 @@ def test_parity_beyond_tolerance_fails_with_exit_1_and_writes_nothing(tmp_path, 
     result = cli("export", f"{MODELS}:deep_matmul_chain", "-o", path, "--atol", "0", "--rtol", "0", "--json", json_path)
 
     assert result.exit_code == 1
-    line = one_line_error(result).replace("edgekit: error: ", "")
+    line = one_line_error(result, prefix="edgekit: gate failed: ").replace("edgekit: gate failed: ", "")
     assert "differs from PyTorch on output" in line and "atol 0" in line
     assert not path.exists()
     report = json.loads(json_path.read_text())

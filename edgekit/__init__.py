@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgekit.errors import EdgekitError, GateFailure, InputError
+from edgekit.target_spec import DEFAULT_TARGET
 
 if TYPE_CHECKING:
     from edgekit.checker.artifact_check import CheckReport
@@ -66,7 +67,7 @@ def compile(  # noqa: A001 - the stage is called compile
     model: str | Path,
     output: str | Path,
     *,
-    target: str = "x86_64",
+    target: str = DEFAULT_TARGET,
     shapes: dict[str, tuple[int, ...]] | None = None,
     dims: dict[str, int] | None = None,
     name: str = "",

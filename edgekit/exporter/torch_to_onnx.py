@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import logging
-import sys
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,11 +16,17 @@ from edgekit import console
 from edgekit.errors import GateFailure, InputError, first_line
 from edgekit.files import atomic_file
 from edgekit.reference import Reference
+from edgekit.user_code import UserCodeErrors, load_user_function, split_function_spec
 
 MIN_OPSET = 18  # the dynamo exporter's floor; older opsets come from other exporters
+FACTORY_ERRORS = UserCodeErrors(
+    not_found=("model file not found: {path}", "check the path"),
+    import_failed=("importing {path} failed: {error}", "fix the model file (run it with python to see the traceback)"),
+    no_function=("{path} has no function '{name}'", "define it to return (model, example_inputs)"),
+)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExportOptions:
     opset: int = MIN_OPSET
     input_names: list[str] = field(default_factory=list)
@@ -99,10 +103,9 @@ def load_source(source: str):
     """Return (model, example_inputs tuple) from a `.pt2` file or a `file.py:factory` spec."""
     if source.endswith(".pt2"):
         return _load_program(Path(source))
-    path_text, sep, factory_name = source.rpartition(":")
-    if not sep or not path_text.endswith(".py") or not factory_name:
+    if split_function_spec(source) is None:
         raise InputError(f"export source '{source}' is neither a .pt2 file nor file.py:factory", "pass model.pt2 or path/to/model.py:make_model")
-    return _load_factory(Path(path_text), factory_name)
+    return _load_factory(source)
 
 
 def _load_program(path: Path):
@@ -110,10 +113,17 @@ def _load_program(path: Path):
 
     if not path.is_file():
         raise InputError(f"exported program not found: {path}", "check the path")
+    # torch.export.load logs the whole traceback of a failed deserialization as a warning before
+    # it raises: the one-line error below says it, so that log is silenced while loading.
+    export_log = logging.getLogger("torch.export")
+    level = export_log.level
+    export_log.setLevel(logging.CRITICAL)
     try:
         program = torch.export.load(str(path))
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad archive
         raise InputError(f"{path} is not a torch.export program ({first_line(exc)})", "save it with torch.export.save") from None
+    finally:
+        export_log.setLevel(level)
     if program.example_inputs is None:
         raise InputError(f"{path} holds no example inputs", "export it with example inputs: torch.export.export(model, args)")
     args, kwargs = program.example_inputs
@@ -122,23 +132,12 @@ def _load_program(path: Path):
     return program, tuple(args)
 
 
-def _load_factory(path: Path, name: str):
+def _load_factory(source: str):
     import torch
 
-    if not path.is_file():
-        raise InputError(f"model file not found: {path}", "check the path")
-    spec = importlib.util.spec_from_file_location(f"edgekit_user_model_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(path.parent.resolve()))  # let the file import its neighbours
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:  # noqa: BLE001 - user code may raise anything
-        raise InputError(f"importing {path} failed: {type(exc).__name__}: {first_line(exc)}", "fix the model file (run it with python to see the traceback)") from exc
-    finally:
-        sys.path.pop(0)
-    factory = getattr(module, name, None)
-    if not callable(factory):
-        raise InputError(f"{path} has no function '{name}'", "define it to return (model, example_inputs)")
+    factory = load_user_function(source, None, "model", FACTORY_ERRORS)
+    path_text, name = split_function_spec(source)
+    path = Path(path_text)
     result = factory()
     if not (isinstance(result, tuple) and len(result) == 2):
         raise InputError(f"{path}:{name}() must return (model, example_inputs)", "return the module and a tuple of example tensors")

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import ArtifactError, InputError
-from edgekit.files import atomic_file, sha256_file
+from edgekit.files import atomic_file, read_versioned_json, sha256_file
 from edgekit.project.project_file import Project
+from edgekit.resources import preset_name
 
 BUILD_JSON = "build.json"
 FORMAT = "edgekit-build"
@@ -40,7 +41,7 @@ SUMMARY_TXT = "summary.txt"
 
 def target_name(target: str) -> str:
     """`x86_64` for a target name, the file stem for a target .toml path."""
-    return Path(target).stem if target.endswith(".toml") else target
+    return preset_name(target)
 
 
 def artifact_dir(build: Path, target: str) -> Path:
@@ -85,12 +86,7 @@ def read_record(project: Project) -> dict[str, Any]:
     path = build / BUILD_JSON
     if not path.is_file():
         raise InputError(f"no complete build in {build} ({BUILD_JSON} missing)", f"run `edgekit pipeline --project {project.path}` first")
-    try:
-        record = json.loads(path.read_text())
-    except (ValueError, OSError) as exc:
-        raise ArtifactError(f"{path} is not valid JSON ({exc})", "rebuild with `edgekit pipeline`") from None
-    if record.get("format") != FORMAT or record.get("format_version") != FORMAT_VERSION:
-        raise ArtifactError(f"{path} is not an edgekit build record (format {FORMAT} v{FORMAT_VERSION})", "rebuild with `edgekit pipeline`")
+    record = read_versioned_json(path, FORMAT, FORMAT_VERSION, "an edgekit build record", "rebuild with `edgekit pipeline`")
     if record["project"]["config_sha256"] != project.build_config_sha256():
         raise InputError(
             f"{build} was built from other settings than {project.path.name} now holds ([model], [quantize], [data] calib or [compile] changed)",

@@ -28,6 +28,7 @@ from edgekit.project.build_check import check_build
 from edgekit.project.build_folder import FLOAT_MODEL, INT8_MODEL, artifact_dir, file_entry, folder_entries, start_build, target_name, write_record
 from edgekit.checker import GateReport
 from edgekit.files import atomic_file
+from edgekit.resources import is_preset_path
 from edgekit.project.project_file import Project
 
 
@@ -87,7 +88,7 @@ def _export(project: Project) -> dict:
 
 def _quantize(project: Project) -> dict:
     source, output = project.build_dir / FLOAT_MODEL, project.build_dir / INT8_MODEL
-    _stage(f"quantize: {project.recipe if '/' not in project.recipe else project.relative(Path(project.recipe))}")
+    _stage(f"quantize: {project.relative(Path(project.recipe)) if is_preset_path(project.recipe) else project.recipe}")
     started = time.perf_counter()
     # analyze: the per-layer sensitivity report (NAME.sensitivity.json and .html), which `edgekit report` plots.
     result = quantize(source, project.calib_data, output, recipe=project.recipe, analyze=True)

@@ -34,26 +34,31 @@ path in it is relative to the file's own folder. Schema (README "Projects and CI
     # better = "higher"                 # user metrics only, when neither min nor max says it
 
 A key the schema does not know, a value of the wrong type, a missing file or an unknown metric is
-an InputError naming the file and the full key.
+an InputError naming the file and the full key. Everything is checked here, before any stage runs:
+every target is loaded, the recipe is loaded and validated, and every data set must be readable
+.npz files (whether they fit the model is known only once it is exported).
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import math
 import os
 import re
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgekit.errors import InputError, first_line
-from edgekit.toml_file import TomlReader, parse_toml, toml_key
 from edgekit.checker import METRICS, Gate
+from edgekit.dataset import read_npz
+from edgekit.errors import InputError
+from edgekit.quantizer import DEFAULT_RECIPE, load_recipe
+from edgekit.resources import is_preset_path
+from edgekit.target_spec import DEFAULT_TARGET, load_target
+from edgekit.toml_file import TomlReader, parse_toml, toml_key
+from edgekit.user_code import UserCodeErrors, load_user_function, split_function_spec
 
 PROJECT_FILE = "edgekit.toml"
 SECTIONS: dict[str, tuple[str, ...]] = {
@@ -66,7 +71,6 @@ SECTIONS: dict[str, tuple[str, ...]] = {
 }
 GATE_KEYS = ("metric", "output", "k", "min", "max", "tolerance", "better")
 DEVICES = ("cpu", "gpu")
-DEFAULT_RECIPE = "int8-default"
 DEFAULT_K = 5
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _HINT = "see README.md, section 'Projects and CI gates'"
@@ -121,9 +125,9 @@ class Project:
         return {
             "model": {"source": self.relative(self.model.path) + (f":{self.model.factory}" if self.model.factory else ""),
                       "input_names": list(self.model.input_names), "output_names": list(self.model.output_names), "opset": self.model.opset},
-            "quantize": {"recipe": self.recipe if self.recipe is None or not _is_path(self.recipe) else self.relative(Path(self.recipe))},
+            "quantize": {"recipe": self.recipe if self.recipe is None or not is_preset_path(self.recipe) else self.relative(Path(self.recipe))},
             "calib": self.relative(self.calib_data) if self.calib_data else None,
-            "compile": {"targets": [t if not _is_path(t) else self.relative(Path(t)) for t in self.targets], "device": self.device},
+            "compile": {"targets": [t if not is_preset_path(t) else self.relative(Path(t)) for t in self.targets], "device": self.device},
         }
 
     def build_config_sha256(self) -> str:
@@ -167,8 +171,8 @@ def load_project(path: Path | str | None = None) -> Project:
         baseline=_join(root, reader.text(tables["project"], "project.baseline", default=f"baselines/{name}.json")),
         model=_model(reader, tables["model"], root),
         recipe=_recipe(reader, tables["quantize"], root) if quantized else None,
-        calib_data=reader.existing(data_table, "data.calib", root, required=quantized, why="[quantize] calibrates on it") if quantized else None,
-        eval_data=reader.existing(data_table, "data.eval", root, required=True, why="the gates measure on it"),
+        calib_data=reader.data_set(data_table, "data.calib", root, required=quantized, why="[quantize] calibrates on it") if quantized else None,
+        eval_data=reader.data_set(data_table, "data.eval", root, required=True, why="the gates measure on it"),
         targets=_targets(reader, tables["compile"], root),
         device=_device(reader, tables["compile"]),
         gates=_gates(reader, tables["gates"], root),
@@ -177,11 +181,9 @@ def load_project(path: Path | str | None = None) -> Project:
 
 def _model(reader: _Reader, table: dict, root: Path) -> ModelSpec:
     source = reader.text(table, "model.source", required=True)
-    path_text, sep, factory = source.rpartition(":")
-    if not (sep and path_text.endswith(".py") and factory):
-        path_text, factory = source, ""
-        if not source.endswith((".pt2", ".onnx")):
-            reader.fail(f"key 'model.source' = {json.dumps(source)} is not file.py:factory, model.pt2 or model.onnx", 'e.g. source = "model.py:factory"')
+    path_text, factory = split_function_spec(source) or (source, "")
+    if not factory and not source.endswith((".pt2", ".onnx")):
+        reader.fail(f"key 'model.source' = {json.dumps(source)} is not file.py:factory, model.pt2 or model.onnx", 'e.g. source = "model.py:factory"')
     path = _join(root, path_text)
     reader.require_file(path, "model.source")
     return ModelSpec(
@@ -194,21 +196,24 @@ def _model(reader: _Reader, table: dict, root: Path) -> ModelSpec:
 
 
 def _recipe(reader: _Reader, table: dict, root: Path) -> str:
+    """A preset name, or the recipe file's path; loaded here so that a bad recipe fails before export."""
     recipe = reader.text(table, "quantize.recipe", default=DEFAULT_RECIPE)
-    if not _is_path(recipe):
-        return recipe  # a preset name: the quantizer validates it against quant/
-    path = _join(root, recipe)
-    reader.require_file(path, "quantize.recipe")
-    return str(path)
+    if is_preset_path(recipe):
+        recipe = str(_join(root, recipe))
+        reader.require_file(Path(recipe), "quantize.recipe")
+    reader.load(load_recipe, recipe, "quantize.recipe")
+    return recipe
 
 
 def _targets(reader: _Reader, table: dict, root: Path) -> tuple[str, ...]:
-    targets = reader.names(table, "compile.targets") or ("x86_64",)
+    """Target names and target file paths, each loaded here so that a typo fails before export."""
+    targets = reader.names(table, "compile.targets") or (DEFAULT_TARGET,)
     resolved = []
     for target in targets:
-        if _is_path(target):
+        if is_preset_path(target):
             target = str(_join(root, target))
             reader.require_file(Path(target), "compile.targets")
+        reader.load(load_target, target, "compile.targets")
         resolved.append(target)
     if len({Path(t).stem for t in resolved}) != len(resolved):
         reader.fail("key 'compile.targets' names one target twice", "list each target once")
@@ -244,7 +249,7 @@ def _gate(reader: _Reader, name: str, body: Any, root: Path) -> Gate:
             reader.fail(f"key '{key}.better' is only for user metrics", f"{metric} is {'higher' if higher else 'lower'}-is-better already")
         if "k" in body and not spec.uses_k:
             reader.fail(f"key '{key}.k' does not apply to metric {metric}", "k is for topk_accuracy and topk_agreement")
-    elif _is_user_metric(metric):
+    elif split_function_spec(metric) is not None:
         function = _user_function(reader, metric, f"{key}.metric", root)
         if better not in (None, "higher", "lower"):
             reader.fail(f"key '{key}.better' = {json.dumps(better)} is not allowed", "allowed: higher, lower")
@@ -278,36 +283,18 @@ def _gate(reader: _Reader, name: str, body: Any, root: Path) -> Gate:
 
 
 def _user_function(reader: _Reader, spec: str, key: str, root: Path) -> Callable:
-    path_text, _, name = spec.rpartition(":")
-    path = _join(root, path_text)
-    reader.require_file(path, key)
-    module_spec = importlib.util.spec_from_file_location(f"edgekit_user_metric_{path.stem}", path)
-    module = importlib.util.module_from_spec(module_spec)
-    sys.path.insert(0, str(path.parent.resolve()))  # let the file import its neighbours
-    try:
-        module_spec.loader.exec_module(module)
-    except Exception as exc:  # noqa: BLE001 - the user's file may raise anything
-        reader.fail(f"key '{key}': importing {path_text} failed: {type(exc).__name__}: {first_line(exc)}", "fix the metric module (run it with python to see the traceback)")
-    finally:
-        sys.path.pop(0)
-    function = getattr(module, name, None)
-    if not callable(function):
-        reader.fail(f"key '{key}': {path_text} has no function '{name}'", "define fn(outputs, reference, labels) -> float")
-    return function
+    where = f"{reader.label}: key '{key}'"
+    errors = UserCodeErrors(
+        not_found=(f"{where}: file not found: {{path}}", f"paths are relative to {root}"),
+        import_failed=(f"{where}: importing {{given}} failed: {{error}}", "fix the metric module (run it with python to see the traceback)"),
+        no_function=(f"{where}: {{given}} has no function '{{name}}'", "define fn(outputs, reference, labels) -> float"),
+    )
+    return load_user_function(spec, root, "metric", errors)
 
 
 def _join(root: Path, text: str) -> Path:
     # Normalised but not resolved: a symlinked data folder keeps the name the user gave it.
     return Path(os.path.normpath(root / text))
-
-
-def _is_user_metric(metric: str) -> bool:
-    path_text, sep, name = metric.rpartition(":")
-    return bool(sep and name and path_text.endswith(".py"))
-
-
-def _is_path(text: str) -> bool:
-    return "/" in text or text.endswith(".toml")
 
 
 class _Reader(TomlReader):
@@ -360,7 +347,18 @@ class _Reader(TomlReader):
         if not path.is_file():
             self.fail(f"key '{key}': file not found: {path}", f"paths are relative to {self.path.parent}")
 
-    def existing(self, table: dict, key: str, root: Path, required: bool, why: str) -> Path | None:
+    def load(self, load: Callable[[Any], Any], spec: str | Path, key: str) -> Any:
+        """`load(spec)` (a target or recipe loader), its InputError restated as this file's `key`."""
+        try:
+            return load(spec)
+        except InputError as exc:
+            self.fail(f"key '{key}': {exc.message}", exc.hint)
+
+    def data_set(self, table: dict, key: str, root: Path, required: bool, why: str) -> Path | None:
+        """The data set's path: an .npz file or a folder of them, every file readable.
+
+        Whether the arrays fit the model is checked when a stage loads them for the exported model.
+        """
         leaf = key.rsplit(".", 1)[-1]
         if leaf not in table and required:
             self.fail(f"key '{key}' is missing ({why})", "give an .npz file or a folder of them (calibration_data/README.md)")
@@ -370,6 +368,11 @@ class _Reader(TomlReader):
         path = _join(root, text)
         if not path.exists():
             self.fail(f"key '{key}': data set not found: {path}", f"paths are relative to {self.path.parent}")
+        files = sorted(path.glob("*.npz")) if path.is_dir() else [path]
+        if not files:
+            self.fail(f"key '{key}': data folder {path} holds no .npz files", "see calibration_data/README.md for the format")
+        for file in files:
+            self.load(read_npz, file, key)
         return path
 
 

@@ -2,6 +2,7 @@
 
 from edgekit.quantizer.accuracy_budget import AccuracyBudget
 from edgekit.quantizer.api import QuantizeResult, quantize
+from edgekit.quantizer.recipe import DEFAULT_RECIPE, Recipe, load_recipe
 from edgekit.quantizer.sensitivity_html import FALLBACK_BELOW_DB, GUIDES
 
-__all__ = ["FALLBACK_BELOW_DB", "GUIDES", "AccuracyBudget", "QuantizeResult", "quantize"]
+__all__ = ["DEFAULT_RECIPE", "FALLBACK_BELOW_DB", "GUIDES", "AccuracyBudget", "QuantizeResult", "Recipe", "load_recipe", "quantize"]

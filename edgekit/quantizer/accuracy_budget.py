@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,14 +13,20 @@ import onnx
 from edgekit import console
 from edgekit.dataset import Dataset, load_dataset
 from edgekit.errors import GateFailure, InputError
-from edgekit.onnx_model import model_inputs
 from edgekit.metrics import cosines, top1
+from edgekit.onnx_model import model_inputs
 from edgekit.quantizer.evaluation import run_outputs
 from edgekit.quantizer.job import QuantizedModel, build_qdq
-from edgekit.quantizer.sensitivity import layer_sensitivity
+from edgekit.quantizer.sensitivity import LayerSensitivity, layer_sensitivity
 from edgekit.reference import Reference
+from edgekit.user_code import UserCodeErrors, load_user_function, split_function_spec
 
 BUILTIN = ("top1", "cosine")
+EVALUATOR_ERRORS = UserCodeErrors(
+    not_found=("--eval file not found: {path}", "give the path of a Python file"),
+    import_failed=("--eval {path} failed to import: {error}", "fix the evaluation module"),
+    no_function=("--eval {path} has no function '{name}'", "define evaluate(model_path) -> float"),
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,20 @@ class AccuracyBudget:
 
 
 Evaluator = Callable[[onnx.ModelProto], float]
+
+
+@dataclass(frozen=True)
+class BudgetResult:
+    """What meeting a budget did to a QDQ model."""
+
+    quantized: QuantizedModel  # the model it ended with
+    fallbacks: list[dict]  # one record entry per fallback, with its measured effect
+    outcome: dict | None  # the budget's summary for the record (None: no budget)
+    ranking: list[LayerSensitivity] | None  # the single-layer ranking it measured (None: no layer had to fall back)
+
+
+def without_budget(quantized: QuantizedModel) -> BudgetResult:
+    return BudgetResult(quantized, [], None, None)
 
 
 def make_evaluator(budget: AccuracyBudget, float_model: onnx.ModelProto) -> tuple[Evaluator, str]:
@@ -51,11 +69,10 @@ def make_evaluator(budget: AccuracyBudget, float_model: onnx.ModelProto) -> tupl
     return _user_evaluator(budget.evaluation), budget.evaluation
 
 
-def meet_budget(job, quantized: QuantizedModel, budget: AccuracyBudget) -> tuple[QuantizedModel, list[dict], dict]:
+def meet_budget(job, quantized: QuantizedModel, budget: AccuracyBudget) -> BudgetResult:
     """Fall back nodes, most sensitive first, until the drop is within budget; GateFailure if it never is.
 
-    Returns the final model, one record entry per fallback with its measured effect, and the
-    budget's outcome for the record.
+    `quantized` is the job's model with nothing forced to float; the layers are ranked on it.
     """
     evaluate, metric = make_evaluator(budget, job.view.model)
     float_score = evaluate(job.view.model)
@@ -68,14 +85,14 @@ def meet_budget(job, quantized: QuantizedModel, budget: AccuracyBudget) -> tuple
                 "int8_score": round(score, 6), "drop": round(float_score - score, 6), "fallbacks": len(fallbacks)}
 
     if float_score - score <= budget.max_drop:
-        return quantized, fallbacks, outcome()
+        return BudgetResult(quantized, fallbacks, outcome(), None)
     ranking = layer_sensitivity(job, quantized)
     forced: dict[str, str] = {}
     for layer in ranking:
         drop_before = float_score - score
         for node in layer.nodes:  # a layer falls back with the Relu/Clip fused into it
             forced[node] = f"accuracy budget: fell back to float ({metric} drop {drop_before:.4g} > {budget.max_drop:g}; SQNR alone {layer.sqnr_db:.1f} dB)"
-        quantized = build_qdq(job.view, job.recipe, job.calibration, forced)
+        quantized = build_qdq(job, forced)
         score = evaluate(quantized.model)
         fallbacks.append({
             "node": layer.node, "op_type": layer.op_type, "nodes": list(layer.nodes), "metric": metric, "sqnr_db_alone": round(layer.sqnr_db, 3),
@@ -84,7 +101,7 @@ def meet_budget(job, quantized: QuantizedModel, budget: AccuracyBudget) -> tuple
         })
         console.info(f"fell back {layer.node}: drop {drop_before:.4f} -> {float_score - score:.4f}")
         if float_score - score <= budget.max_drop:
-            return quantized, fallbacks, outcome()
+            return BudgetResult(quantized, fallbacks, outcome(), ranking)
     raise GateFailure(
         f"accuracy budget not met: {metric} drop {float_score - score:.4g} > {budget.max_drop:g} with all {len(forced)} quantized layers in float",
         "raise --max-drop, or change the recipe (calibration method, data)",
@@ -101,24 +118,9 @@ def _first_output(model: onnx.ModelProto, dataset: Dataset) -> np.ndarray:
 
 
 def _user_evaluator(spec: str) -> Evaluator:
-    path_text, sep, name = spec.rpartition(":")
-    path = Path(path_text)
-    if not sep or not name or path.suffix != ".py":
+    if split_function_spec(spec) is None:
         raise InputError(f"--eval '{spec}' is not top1, cosine or module.py:function", "e.g. --eval my_eval.py:evaluate")
-    if not path.is_file():
-        raise InputError(f"--eval file not found: {path}", "give the path of a Python file")
-    module_spec = importlib.util.spec_from_file_location(f"edgekit_user_eval_{path.stem}", path)
-    module = importlib.util.module_from_spec(module_spec)
-    sys.path.insert(0, str(path.parent.resolve()))
-    try:
-        module_spec.loader.exec_module(module)
-    except Exception as exc:  # the user's file: any error is theirs to see, in one line
-        raise InputError(f"--eval {path} failed to import: {type(exc).__name__}: {exc}", "fix the evaluation module") from None
-    finally:
-        sys.path.pop(0)
-    function = getattr(module, name, None)
-    if not callable(function):
-        raise InputError(f"--eval {path} has no function '{name}'", "define evaluate(model_path) -> float")
+    function = load_user_function(spec, None, "eval", EVALUATOR_ERRORS)
 
     def evaluate(model: onnx.ModelProto) -> float:
         with tempfile.TemporaryDirectory() as folder:

@@ -10,12 +10,12 @@ import onnx
 
 from edgekit import console
 from edgekit.files import atomic_file
-from edgekit.quantizer.accuracy_budget import AccuracyBudget, meet_budget
+from edgekit.quantizer.accuracy_budget import AccuracyBudget, meet_budget, without_budget
 from edgekit.quantizer.activation_stats import count_clipped
 from edgekit.quantizer.evaluation import OutputAgreement, agreement, run_outputs
 from edgekit.quantizer.job import build_qdq, start_job
 from edgekit.quantizer.record import make_record, record_path_for, write_record
-from edgekit.quantizer.sensitivity import sensitivity_report
+from edgekit.quantizer.sensitivity import LayerSensitivity, sensitivity_report
 from edgekit.quantizer.sensitivity_html import sensitivity_html
 from edgekit.reference import Reference
 
@@ -41,26 +41,28 @@ def quantize(model: Path, calib: Path, output: Path, recipe: str | Path | None =
     output = Path(output)
     with console.step("calibrating"):
         job = start_job(model, calib, recipe)
-    quantized = build_qdq(job.view, job.recipe, job.calibration)
-    fallbacks: list[dict] = []
-    outcome = None
-    if budget is not None:
-        quantized, fallbacks, outcome = meet_budget(job, quantized, budget)
+    plain = build_qdq(job)
+    met = meet_budget(job, plain, budget) if budget is not None else without_budget(plain)
+    quantized = met.quantized
     clipped = count_clipped(job.view.model, quantized.activations, job.dataset)
     rows = verify(job.view.model, quantized.model, job)
     record_path = record_path_for(output)
-    record = make_record(job, quantized, clipped, rows, fallbacks, output)
-    record["budget"] = outcome
+    record = make_record(job, quantized, clipped, rows, met.fallbacks, output)
+    record["budget"] = met.outcome
     with atomic_file(output) as tmp_model, atomic_file(record_path) as tmp_record:
         onnx.save(quantized.model, str(tmp_model))
         write_record(record, tmp_record)
-    extra = write_sensitivity(job, quantized, output) if analyze else []
+    # The budget's ranking (when it needed one) is the analysis's too: it is not measured twice.
+    extra = write_sensitivity(job, quantized, output, met.ranking) if analyze else []
     return QuantizeResult(output, record_path, record, rows, extra)
 
 
-def write_sensitivity(job, quantized, output: Path) -> list[Path]:
-    """NAME.sensitivity.json and NAME.sensitivity.html beside the quantized model."""
-    report = sensitivity_report(job, quantized)
+def write_sensitivity(job, quantized, output: Path, ranking: list[LayerSensitivity] | None = None) -> list[Path]:
+    """NAME.sensitivity.json and NAME.sensitivity.html beside the quantized model.
+
+    ranking: a single-layer ranking already measured on this job (see sensitivity_report).
+    """
+    report = sensitivity_report(job, quantized, ranking=ranking)
     stem = record_path_for(output).name[: -len(".quant.json")]
     json_path, html_path = output.with_name(f"{stem}.sensitivity.json"), output.with_name(f"{stem}.sensitivity.html")
     with atomic_file(json_path) as tmp_json, atomic_file(html_path) as tmp_html:

@@ -1,6 +1,7 @@
-"""Calibrate once, plan many times: statistics for every tensor any plan of the model might quantize.
+"""Calibrate once, plan once per set of float nodes: statistics for every tensor any plan of the model might quantize.
 
-The accuracy budget and the sensitivity analysis re-plan with nodes forced to float; those plans
+Calibration observes the tensors of the recipe's plan made before any data is seen (its candidates);
+the accuracy budget and the sensitivity analysis re-plan with nodes forced to float, and those plans
 quantize a subset of the same tensors (plus tensors a fused Relu hid), so one calibration serves all.
 """
 
@@ -8,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgekit.quantizer.calibrators import calibrate
-from edgekit.quantizer.activation_stats import collect_histograms, collect_ranges
 from edgekit.dataset import Dataset
+from edgekit.quantizer.activation_stats import collect_histograms, collect_ranges
+from edgekit.quantizer.calibrators import calibrate
 from edgekit.quantizer.graph import GraphView
 from edgekit.quantizer.histogram import Histogram
 from edgekit.quantizer.plan import Plan, make_plan
@@ -36,10 +37,10 @@ class Calibration:
     samples: int
 
 
-def calibrate_model(view: GraphView, recipe: Recipe, dataset: Dataset) -> Calibration:
-    """Run passes 1 and 2 over `dataset` and choose a clipping range for every candidate tensor."""
-    base = make_plan(view, recipe)
-    candidates = sorted(set(base.activations) | set(base.fused))
+def calibrate_model(view: GraphView, recipe: Recipe, dataset: Dataset, candidate_plan: Plan) -> Calibration:
+    """Run passes 1 and 2 over `dataset` and choose a clipping range for every tensor `candidate_plan`
+    quantizes or fuses (the recipe's plan before extreme values are known: `make_plan(view, recipe)`)."""
+    candidates = sorted(set(candidate_plan.activations) | set(candidate_plan.fused))
     ranges, extreme = collect_ranges(view.model, candidates, dataset, recipe.extreme_abs)
     # Tensors never seen as float32 (untyped in the graph, other dtype at run time) cannot be quantized.
     for tensor in candidates:

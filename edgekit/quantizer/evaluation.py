@@ -10,6 +10,7 @@ from edgekit.dataset import Dataset
 from edgekit.metrics import SQNR_CAP_DB, cosines, sqnr_db
 from edgekit.reference import Reference
 
+
 @dataclass(frozen=True)
 class OutputAgreement:
     output: str

@@ -15,7 +15,7 @@ from edgekit.onnx_model import load_onnx, model_inputs
 from edgekit.quantizer.calibration import Calibration, calibrate_model, plan_with
 from edgekit.quantizer.graph import GraphView, name_nodes
 from edgekit.quantizer.params import QuantParams, activation_params, bias_params, quantize, weight_params
-from edgekit.quantizer.plan import Plan
+from edgekit.quantizer.plan import Plan, make_plan
 from edgekit.quantizer.qdq import MIN_OPSET, QuantizedConstant, write_qdq
 from edgekit.quantizer.recipe import Recipe, load_recipe
 
@@ -53,9 +53,10 @@ def load_calibration(path: Path, model: onnx.ModelProto) -> Dataset:
     return dataset
 
 
-def build_qdq(view: GraphView, recipe: Recipe, calibration: Calibration, float_nodes: dict[str, str] | None = None) -> QuantizedModel:
-    """Plan (with `float_nodes` forced to float), choose every parameter, and write the QDQ graph."""
-    plan = plan_with(view, recipe, calibration, float_nodes)
+def build_qdq(job: QuantizeJob, float_nodes: dict[str, str] | None = None) -> QuantizedModel:
+    """Choose every parameter of the job's plan (with `float_nodes` forced to float) and write the QDQ graph."""
+    plan = job.plan_for(float_nodes)
+    view, calibration = job.view, job.calibration
     activations = {}
     for tensor in plan.activations:
         root = calibration.tensors[plan.root(tensor)]
@@ -81,7 +82,7 @@ def build_qdq(view: GraphView, recipe: Recipe, calibration: Calibration, float_n
 
 @dataclass
 class QuantizeJob:
-    """A prepared model, its recipe, calibration data and the calibration done on it."""
+    """A prepared model, its recipe, calibration data, the calibration done on it and the plan it gives."""
 
     source: Path
     calib: Path
@@ -89,6 +90,11 @@ class QuantizeJob:
     recipe: Recipe
     dataset: Dataset
     calibration: Calibration
+    plan: Plan  # nothing forced to float: made once and shared by every build that forces nothing
+
+    def plan_for(self, float_nodes: dict[str, str] | None) -> Plan:
+        """The plan with `float_nodes` (node -> reason) forced to float: the job's own plan when there are none."""
+        return plan_with(self.view, self.recipe, self.calibration, float_nodes) if float_nodes else self.plan
 
 
 def start_job(model_path: Path, calib: Path, recipe: str | Path | None = None) -> QuantizeJob:
@@ -98,5 +104,9 @@ def start_job(model_path: Path, calib: Path, recipe: str | Path | None = None) -
     recipe = load_recipe(recipe)
     recipe.check_against({n.name for n in view.nodes}, view.tensor_names())
     dataset = load_calibration(calib, model)
-    calibration = calibrate_model(view, recipe, dataset)
-    return QuantizeJob(Path(model_path), Path(calib), view, recipe, dataset, calibration)
+    candidate_plan = make_plan(view, recipe)
+    calibration = calibrate_model(view, recipe, dataset, candidate_plan)
+    # Calibration changes the plan only through tensors found to hold extreme values (their
+    # consumers stay float); without any, the candidate plan is the plan.
+    plan = plan_with(view, recipe, calibration) if calibration.extreme else candidate_plan
+    return QuantizeJob(Path(model_path), Path(calib), view, recipe, dataset, calibration, plan)

@@ -16,16 +16,15 @@ import difflib
 import hashlib
 import json
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgekit.errors import InputError
-from edgekit.toml_file import TomlReader, parse_toml, toml_key
 from edgekit.quantizer.histogram import DEFAULT_BINS
-from edgekit.resources import data_dir
+from edgekit.resources import data_dir, preset_names, resolve_preset
+from edgekit.toml_file import TomlReader, parse_toml, toml_key
 
 METHODS = ("minmax", "percentile", "entropy", "mse")
 ACTIVATION_DTYPES = ("int8", "uint8")
@@ -246,7 +245,7 @@ def presets_dir() -> Path:
 
 def list_presets() -> list[str]:
     """Names of the bundled recipes, for `--recipe NAME`."""
-    return sorted(path.stem for path in presets_dir().glob("*.toml"))
+    return preset_names("recipe")
 
 
 def load_recipe(spec: str | Path | None) -> Recipe:
@@ -255,23 +254,7 @@ def load_recipe(spec: str | Path | None) -> Recipe:
     A string without '/' that does not end in '.toml' is a preset name. Raises InputError for an
     unknown preset, a missing file, or anything wrong inside the file (naming the key).
     """
-    return parse_recipe(_recipe_path(DEFAULT_RECIPE if spec is None else spec))
-
-
-def _recipe_path(spec: str | Path) -> Path:
-    text = str(spec)
-    presets = ", ".join(list_presets())
-    if isinstance(spec, Path) or "/" in text or os.sep in text or text.endswith(".toml"):
-        path = Path(text)
-        if not path.exists():
-            raise InputError(f"recipe file not found: {path}", f"check the path, or name a preset: {presets}")
-        if not path.is_file():
-            raise InputError(f"recipe is not a file: {path}", "give the path of a recipe .toml file")
-        return path
-    path = presets_dir() / f"{text}.toml"
-    if not path.is_file():
-        raise InputError(f"unknown recipe preset '{text}'", f"available presets: {presets}; or give the path of a .toml file")
-    return path
+    return parse_recipe(resolve_preset(DEFAULT_RECIPE if spec is None else spec, "recipe"))
 
 
 def parse_recipe(path: Path) -> Recipe:

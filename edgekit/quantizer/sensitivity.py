@@ -11,11 +11,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from edgekit import console
-from edgekit.quantizer.activation_stats import observed_tensors
 from edgekit.metrics import cosines, sqnr_db
+from edgekit.quantizer.activation_stats import observed_tensors
 from edgekit.quantizer.evaluation import run_outputs
-from edgekit.quantizer.plan import QUANTIZERS
 from edgekit.quantizer.job import QuantizedModel, build_qdq
+from edgekit.quantizer.plan import QUANTIZERS
 from edgekit.reference import Reference
 
 SAMPLES = 32
@@ -66,7 +66,7 @@ def layer_sensitivity(job, quantized: QuantizedModel, samples: int = SAMPLES) ->
     with console.progress(len(groups), "sensitivity: one layer at a time") as advance:
         for name, members in groups.items():
             others = {other: "analysis: only one layer quantized" for group, nodes in groups.items() if group != name for other in nodes}
-            alone = build_qdq(job.view, job.recipe, job.calibration, {**quantized.forced, **others})
+            alone = build_qdq(job, {**quantized.forced, **others})
             outputs = run_outputs(Reference(alone.model), subset)
             results.append(LayerSensitivity(name, ops[name], tuple(members), *_compare(reference, outputs)))
             advance()
@@ -94,9 +94,30 @@ def accumulated_error(job, quantized: QuantizedModel, samples: int = SAMPLES) ->
     return rows
 
 
-def sensitivity_report(job, quantized: QuantizedModel, samples: int = SAMPLES) -> dict:
-    """The JSON report: ranked single-layer sensitivity and the accumulated error along the network."""
-    ranked = layer_sensitivity(job, quantized, samples)
+def reuse_ranking(ranking: list[LayerSensitivity], quantized: QuantizedModel) -> list[LayerSensitivity] | None:
+    """`ranking`'s rows for the layers of `quantized`, or None when some layer of it was not ranked.
+
+    `ranking` was measured on a build of the same job with fewer nodes forced to float (the
+    accuracy budget ranks before falling back whole layers). A layer quantized alone is the same
+    model in both: every other layer is float either way, fallen back or forced for the analysis.
+    Its rows, in the same stable order, are the ranking `layer_sensitivity(job, quantized)` measures.
+    """
+    rows = {row.node: row for row in ranking}
+    groups = layers(quantized)
+    if any(name not in rows or rows[name].nodes != tuple(members) for name, members in groups.items()):
+        return None
+    return [row for row in ranking if row.node in groups]
+
+
+def sensitivity_report(job, quantized: QuantizedModel, samples: int = SAMPLES, ranking: list[LayerSensitivity] | None = None) -> dict:
+    """The JSON report: ranked single-layer sensitivity and the accumulated error along the network.
+
+    ranking: a single-layer ranking measured with the same `samples` on a build of this job with
+    fewer nodes in float (the accuracy budget's); reused instead of measured again when it covers
+    every layer of `quantized`.
+    """
+    reused = reuse_ranking(ranking, quantized) if ranking is not None else None
+    ranked = reused if reused is not None else layer_sensitivity(job, quantized, samples)
     return {
         "format": "edgekit-sensitivity/1",
         "model": str(job.source),

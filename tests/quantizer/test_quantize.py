@@ -12,14 +12,18 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from conftest import CALIB_DATA, EVAL_DATA, REPO
 from onnx import numpy_helper
+from quant_models import sentence_batch
 
 import edgekit
-from conftest import CALIB_DATA, EVAL_DATA, REPO
-from edgekit.errors import GateFailure
+from edgekit.quantizer.accuracy_budget import AccuracyBudget, meet_budget
+from edgekit.quantizer.calibration import plan_with
+from edgekit.quantizer.job import build_qdq, start_job
 from edgekit.quantizer.params import QuantParams, quantize
+from edgekit.quantizer.plan import make_plan
+from edgekit.quantizer.sensitivity import reuse_ranking, sensitivity_report
 from edgekit.reference import Reference
-from quant_models import sentence_batch
 
 BERT_FACTORY = f"{REPO / 'tests' / 'quant_models.py'}:sentence_encoder"
 
@@ -207,6 +211,27 @@ def test_float_minimum_mask_stays_float_and_histograms_survive_it(tmp_path, bert
         assert result.agreement[0].cosine_mean > 0.98, recipe
 
 
+# ------------------------------------------------------------------ one plan per recipe
+
+
+def test_one_plan_per_job_serves_every_build_that_forces_nothing(demo_onnx):
+    job = start_job(demo_onnx, CALIB_DATA)
+    assert job.calibration.extreme == {}  # nothing for calibration to change: the candidate plan is the plan
+    assert job.plan == plan_with(job.view, job.recipe, job.calibration)
+    assert build_qdq(job).plan is job.plan and build_qdq(job, {}).plan is job.plan
+    forced = build_qdq(job, {"node_linear": "test"}).plan
+    assert "node_linear" in job.plan.quantized_nodes()
+    assert forced.quantized_nodes() == job.plan.quantized_nodes() - {"node_linear"}
+
+
+def test_extreme_tensors_replan_after_calibration(bert):
+    model, calib, _ = bert
+    job = start_job(model, calib)
+    assert job.calibration.extreme
+    assert job.plan == plan_with(job.view, job.recipe, job.calibration)
+    assert job.plan != make_plan(job.view, job.recipe)  # the mask's readers stay float
+
+
 # ------------------------------------------------------------------ accuracy budget
 
 
@@ -256,6 +281,34 @@ def test_budget_falls_back_the_sensitive_layer(tmp_path, demo_onnx):
         assert "accuracy budget" in precision[fallback["node"]]["reason"]
     # Each fallback is a layer with its fused ReLU; the rest of the model stays int8.
     assert len(fallbacks) <= 3 and budgeted.record["summary"]["int8_nodes"] >= plain.record["summary"]["int8_nodes"] // 2
+
+
+def test_budget_ranking_is_the_analysis_ranking(tmp_path, demo_onnx):
+    """--max-drop with --analyze ranks the layers once: the budget's ranking, restricted to the layers
+    still int8, is the report that measuring the final model again gives."""
+    job = start_job(sensitized_demo(demo_onnx, tmp_path / "sensitive.onnx"), CALIB_DATA)
+    plain = build_qdq(job)
+    met = meet_budget(job, plain, AccuracyBudget(1.0, "top1", EVAL_DATA))
+    assert met.fallbacks and met.ranking
+    fallen = {f["node"] for f in met.fallbacks}
+    reused = sensitivity_report(job, met.quantized, ranking=met.ranking)
+    assert reused == sensitivity_report(job, met.quantized)
+    assert [row["node"] for row in reused["layers"]] == [row.node for row in met.ranking if row.node not in fallen]
+    # A ranking that misses one of the model's layers is measured afresh, not reused.
+    assert reuse_ranking(met.ranking, plain) == met.ranking
+    assert reuse_ranking(met.ranking[:-1], plain) is None
+
+
+def test_budget_and_analysis_write_what_each_writes_alone(tmp_path, demo_onnx):
+    model = sensitized_demo(demo_onnx, tmp_path / "sensitive.onnx")
+    both = edgekit.quantize(model, CALIB_DATA, tmp_path / "both" / "m.int8.onnx", max_drop=1.0, evaluation="top1", eval_data=EVAL_DATA, analyze=True)
+    budget = edgekit.quantize(model, CALIB_DATA, tmp_path / "budget" / "m.int8.onnx", max_drop=1.0, evaluation="top1", eval_data=EVAL_DATA)
+    assert both.record["fallbacks"] and both.record == budget.record
+    assert both.model_path.read_bytes() == budget.model_path.read_bytes()
+    job = start_job(model, CALIB_DATA)
+    final = build_qdq(job, {node: "fallback" for f in both.record["fallbacks"] for node in f["nodes"]})
+    report = json.loads(both.extra_files[0].read_text())
+    assert report == json.loads(json.dumps(sensitivity_report(job, final)))
 
 
 def test_budget_that_cannot_be_met_fails_with_exit_1(tmp_path, cli, demo_onnx):

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import CALIB_DATA, one_line_error
 
 
@@ -49,6 +48,11 @@ CASES = {
     "bad eval spec": (lambda t: {"extra": ["--max-drop", "1", "--eval", "accuracy"]}, "--eval 'accuracy'"),
     "top1 without labels": (lambda t: {"extra": ["--max-drop", "1", "--eval", "top1", "--eval-data", calib_with(t, label=None)]}, "needs labels"),
     "eval module without function": (lambda t: {"extra": ["--max-drop", "1", "--eval", f"{_write(t / 'e.py', b'x = 1')}:evaluate"]}, "no function 'evaluate'"),
+    "eval module missing": (lambda t: {"extra": ["--max-drop", "1", "--eval", f"{t / 'nope.py'}:evaluate"]}, "--eval file not found: "),
+    "eval module fails to import": (
+        lambda t: {"extra": ["--max-drop", "1", "--eval", f"{_write(t / 'e.py', b'raise RuntimeError(' + repr('first line' + chr(10) + 'second').encode() + b')')}:evaluate"]},
+        "failed to import: RuntimeError: first line. fix the evaluation module",
+    ),
 }
 
 

@@ -15,8 +15,8 @@ from edgekit.errors import InputError
 from edgekit.quantizer.calibrators import ACTIVATION_DTYPES as CALIBRATOR_DTYPES
 from edgekit.quantizer.calibrators import CALIBRATORS
 from edgekit.quantizer.graph import GraphView
-from edgekit.quantizer.plan import QUANTIZERS
 from edgekit.quantizer.job import prepare_model
+from edgekit.quantizer.plan import QUANTIZERS
 from edgekit.quantizer.recipe import (
     ACTIVATION_DTYPES,
     DEFAULT_EXTREME_ABS,
@@ -30,6 +30,7 @@ from edgekit.quantizer.recipe import (
     load_recipe,
     presets_dir,
 )
+from edgekit.resources import is_preset_path, preset_name, preset_names, resolve_preset
 
 PRESETS = ("int8-default", "int8-entropy", "int8-percentile", "int8-mse", "int8-overrides-example")
 README = presets_dir() / "README.md"
@@ -138,6 +139,22 @@ def test_unknown_preset_lists_the_presets():
         load_recipe("int8-fancy")
     assert "'int8-fancy'" in info.value.message
     assert all(name in info.value.hint for name in list_presets())
+
+
+def test_recipes_and_targets_share_one_name_or_path_resolver(tmp_path):
+    assert resolve_preset("int8-entropy", "recipe") == presets_dir() / "int8-entropy.toml"
+    assert resolve_preset("x86_64", "target").parent.name == "targets"
+    assert [is_preset_path(s) for s in ("int8-default", "x86_64", "mine.toml", "sub/mine", Path("mine"))] == [False, False, True, True, True]
+    assert [preset_name(s) for s in ("x86_64", "boards/arm64.toml", Path("a/b.toml"))] == ["x86_64", "arm64", "b"]
+    with pytest.raises(InputError) as info:
+        resolve_preset("x86-64", "target")
+    assert (info.value.message, info.value.hint) == ("unknown target 'x86-64'", f"known targets: {', '.join(preset_names('target'))}")
+    with pytest.raises(InputError) as info:
+        resolve_preset(tmp_path / "board.toml", "target")
+    assert (info.value.message, info.value.hint) == (f"target file not found: {tmp_path / 'board.toml'}", "check the path")
+    with pytest.raises(InputError) as info:
+        resolve_preset("int8-fancy", "recipe")
+    assert info.value.hint == f"available presets: {', '.join(list_presets())}; or give the path of a .toml file"
 
 
 def test_missing_file_and_directory_are_input_errors(tmp_path):

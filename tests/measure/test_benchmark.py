@@ -12,8 +12,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import edgekit
+from edgekit.measure.bench import BenchReport, SideBySide
 from edgekit.measure.flops import count_flops
 from edgekit.onnx_model import model_inputs, resolve_static_shapes
+from edgekit.runtime import LatencyStats
 
 from conftest import DEMO_FACTORY, REPO
 
@@ -26,18 +28,22 @@ def _factory(spec: str):
     return getattr(module, name)
 
 
-@pytest.mark.parametrize("source", [DEMO_FACTORY, f"{REPO / 'tests' / 'torch_models.py'}:mobile", f"{REPO / 'tests' / 'torch_models.py'}:two_heads"])
-def test_flops_agree_with_torchs_own_counter(source, tmp_path):
+def _torch_flops(source: str) -> int:
+    """FLOPs of one inference as PyTorch's own counter sees them: convolutions and matrix products
+    (addmm, mm, bmm), each multiply-add 2 FLOPs, as edgekit counts."""
     model, example = _factory(source)()
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(*example)
-    # torch counts convolutions and matrix products (addmm, mm, bmm) as 2 x multiply-adds, as edgekit does.
-    expected = sum(v for op, v in counter.get_flop_counts()["Global"].items() if "convolution" in str(op) or "mm" in str(op))
+    return sum(v for op, v in counter.get_flop_counts()["Global"].items() if "convolution" in str(op) or "mm" in str(op))
+
+
+@pytest.mark.parametrize("source", [DEMO_FACTORY, f"{REPO / 'tests' / 'torch_models.py'}:mobile", f"{REPO / 'tests' / 'torch_models.py'}:two_heads"])
+def test_flops_agree_with_torchs_own_counter(source, tmp_path):
     path = tmp_path / "m.onnx"
     edgekit.export(source, path)
     proto = onnx.load(path)
     counted = count_flops(proto, resolve_static_shapes(model_inputs(proto), {}))
-    assert counted.total == expected
+    assert counted.total == _torch_flops(source)
 
 
 def test_bench_reports_a_consistent_side_by_side(cli, demo_artifact, demo_onnx, tmp_path):
@@ -49,10 +55,25 @@ def test_bench_reports_a_consistent_side_by_side(cli, demo_artifact, demo_onnx, 
     report = json.loads(path.read_text())
     timing = report["timing"]
     assert timing["edgekit"]["runs"] == timing["onnxruntime"]["runs"] == 20
-    assert report["ratio_p50"] == pytest.approx(timing["edgekit"]["p50_ms"] / timing["onnxruntime"]["p50_ms"])
-    assert report["gflop_per_inference"] == pytest.approx(0.009733376)  # the demo's convolutions and linear layer
-    assert report["edgekit_gflops"] == pytest.approx(report["gflop_per_inference"] / (timing["edgekit"]["p50_ms"] / 1e3))
+    assert report["gflop_per_inference"] == pytest.approx(_torch_flops(DEMO_FACTORY) / 1e9)
+    assert report["ratio_p50"] > 0 and report["edgekit_gflops"] > 0 and report["onnxruntime_gflops"] > 0
     assert 0 < report["edgekit_fraction_of_peak"] < 1
+
+
+def _latency(p50_ms: float) -> LatencyStats:
+    return LatencyStats(runs=10, warmup=1, threads=2, p50_ms=p50_ms, p90_ms=p50_ms, p99_ms=p50_ms, mean_ms=p50_ms, min_ms=p50_ms, max_ms=p50_ms, cpu_ms_per_inference=p50_ms)
+
+
+def test_bench_report_figures_on_hand_made_timings():
+    # 0.01 GFLOP per inference: 2 ms is 5 GFLOP/s, 4 ms 2.5 GFLOP/s; edgekit takes half of ONNX Runtime's
+    # time, and 5 of a 10 GFLOP/s peak is half of it.
+    timing = SideBySide(machine="test", threads=2, edgekit=_latency(2.0), onnxruntime=_latency(4.0))
+    report = BenchReport(model="m", target="x86_64", gflop_per_inference=0.01, peak_gflops=10.0, timing=timing).to_dict()
+    assert report["ratio_p50"] == pytest.approx(0.5)
+    assert report["edgekit_gflops"] == pytest.approx(5.0) and report["onnxruntime_gflops"] == pytest.approx(2.5)
+    assert report["edgekit_fraction_of_peak"] == pytest.approx(0.5)
+    unknown_peak = BenchReport(model="m", target="x86_64", gflop_per_inference=0.01, peak_gflops=0.0, timing=timing)
+    assert unknown_peak.to_dict()["edgekit_fraction_of_peak"] is None
 
 
 def _script(name: str):
@@ -90,4 +111,4 @@ def test_time_by_kind_names_the_kernels_the_profile_times():
     ]
     totals = {t.kind: t for t in _script("time_by_kind").by_kind(layers)}
     assert list(totals) == ["conv 1x1", "conv depthwise 3x3", "conv 3x3", "matmul / dense", "GELU (erf)", "softmax"]
-    assert totals["conv 1x1"].gflops == pytest.approx(2_000_000 / 100.0 / 1e3)
+    assert totals["conv 1x1"].gflops == pytest.approx(20.0)  # 2 MFLOP in 100 us

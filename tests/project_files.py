@@ -6,6 +6,21 @@ from pathlib import Path
 
 import numpy as np
 
+# The smallest project the parser accepts: a model, an eval set and one gate.
+MINIMAL_PROJECT = """
+[project]
+name = "p"
+
+[model]
+source = "model.onnx"
+
+[data]
+eval = "eval.npz"
+
+[gates.accuracy]
+min = 0.5
+"""
+
 
 def project_folder(folder: Path, text: str | None = None, samples: int = 2, calib: bool = False, labels: bool = False) -> Path:
     """`folder` with a placeholder model.onnx (the parser never reads a model before export), an

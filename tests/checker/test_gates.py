@@ -9,26 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import REPO, one_line_error
-from project_files import project_folder
+from project_files import MINIMAL_PROJECT, project_folder
 
 from edgekit.checker.ci_reports import GateReport, TargetReport, junit_xml, summary_text
 from edgekit.checker.gates import METRICS, Gate, Measured, compare_with_baseline, evaluate
 from edgekit.errors import InputError
 from edgekit.project.project_file import load_project
 
-MINIMAL = """
-[project]
-name = "p"
-
-[model]
-source = "model.onnx"
-
-[data]
-eval = "eval.npz"
-
-[gates.accuracy]
-min = 0.5
-"""
+MINIMAL = MINIMAL_PROJECT
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from project_files import project_folder
+from project_files import MINIMAL_PROJECT, project_folder
 
 from edgekit.checker import GateReport, Measured, TargetReport, evaluate
 from edgekit.errors import ArtifactError, InputError
@@ -15,19 +15,7 @@ from edgekit.files import sha256_file
 from edgekit.project import load_project
 from edgekit.project.baselines import FORMAT, FORMAT_VERSION, apply_baseline, golden_path, load_baseline, save_baseline
 
-PROJECT = """
-[project]
-name = "p"
-
-[model]
-source = "model.onnx"
-
-[data]
-eval = "eval.npz"
-
-[gates.accuracy]
-min = 0.5
-tolerance = 0.01
+PROJECT = MINIMAL_PROJECT + """tolerance = 0.01
 
 [gates.max_abs]
 max = 10.0

@@ -73,14 +73,17 @@ def compile(  # noqa: A001 - the stage is called compile
     name: str = "",
     device: str = "cpu",
     tuning_db: str | Path | None = None,
+    float_fallback: bool = False,
 ) -> Path:
     """Compile an ONNX file for `target` into an artifact folder; returns the folder.
 
     `device="gpu"` runs the compute on the target's accelerator (CUDA on orin, OpenCL on rk3588).
+    A failing integer rewrite is an UnsupportedModelError unless `float_fallback` (then the QDQ
+    graph runs in float and the manifest says why).
     """
     from edgekit.compiler import CompileOptions, compile_onnx
 
-    return compile_onnx(Path(model), Path(output), CompileOptions(target=target, shapes=dict(shapes or {}), dims=dict(dims or {}), name=name, device=device, tuning_db=Path(tuning_db) if tuning_db else None))
+    return compile_onnx(Path(model), Path(output), CompileOptions(target=target, shapes=dict(shapes or {}), dims=dict(dims or {}), name=name, device=device, tuning_db=Path(tuning_db) if tuning_db else None, float_fallback=float_fallback))
 
 
 def check(

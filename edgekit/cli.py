@@ -149,13 +149,14 @@ def _print_quantize_summary(result) -> None:
 @click.option("--name", default="", help="Artifact name (default: the ONNX file's stem).")
 @click.option("--device", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True, help="gpu: run on the target's accelerator (orin: CUDA sm_87, rk3588: Mali OpenCL).")
 @click.option("--tuning-db", type=click.Path(path_type=Path), help="Tuning database from `edgekit tune` (default: tuning/TARGET if it exists and matches).")
-def compile_command(model, target, output, shapes, dims, name, device, tuning_db):
+@click.option("--float-fallback", is_flag=True, help="If the integer rewrite fails, build the QDQ graph in float (recorded in the manifest) instead of failing.")
+def compile_command(model, target, output, shapes, dims, name, device, tuning_db, float_fallback):
     """Compile ONNX (any exporter, opset 11+) for a target into an artifact folder."""
     import edgekit
     from edgekit.onnx_model import parse_dim_option, parse_shape_option
 
     edgekit.compile(
-        model, output, target=target, name=name, device=device, tuning_db=tuning_db,
+        model, output, target=target, name=name, device=device, tuning_db=tuning_db, float_fallback=float_fallback,
         shapes=dict(parse_shape_option(s) for s in shapes), dims=dict(parse_dim_option(d) for d in dims),
     )
     manifest = json.loads((output / "manifest.json").read_text())

@@ -48,6 +48,9 @@ class GateReport:
     targets: list[TargetReport]
     baseline: dict | None = None
     seconds: float = 0.0
+    # Targets of the build whose gates this machine cannot measure (another CPU, a GPU), with why:
+    # reported as skipped in every format, so CI sees them rather than a quiet pass.
+    not_measured: dict[str, str] = field(default_factory=dict)
 
     @property
     def results(self) -> list[GateResult]:
@@ -65,7 +68,7 @@ class GateReport:
         return {
             "format": FORMAT, "format_version": 1, "project": self.project, "project_file": self.project_file, "build": self.build,
             "data": self.data, "reference": self.reference, "baseline": self.baseline,
-            "targets": [t.to_dict() for t in self.targets], "failures": self.failures, "passed": self.passed,
+            "targets": [t.to_dict() for t in self.targets], "not_measured": self.not_measured, "failures": self.failures, "passed": self.passed,
         }
 
 
@@ -77,9 +80,13 @@ def write_json(report: GateReport, path: Path) -> None:
 def junit_xml(report: GateReport) -> str:
     """A JUnit XML document: one <testsuite> per project, one <testcase> per gate and target."""
     results = report.results
-    counts = {"tests": str(len(results)), "failures": str(sum(not r.passed for r in results)), "errors": "0"}
+    skipped = len(report.not_measured)
+    counts = {"tests": str(len(results) + skipped), "failures": str(sum(not r.passed for r in results)), "errors": "0"}
     suites = ET.Element("testsuites", name="edgekit", **counts, time=f"{report.seconds:.3f}")
-    suite = ET.SubElement(suites, "testsuite", name=f"edgekit.{report.project}", **counts, skipped="0", time=f"{report.seconds:.3f}")
+    suite = ET.SubElement(suites, "testsuite", name=f"edgekit.{report.project}", **counts, skipped=str(skipped), time=f"{report.seconds:.3f}")
+    for target, reason in report.not_measured.items():
+        case = ET.SubElement(suite, "testcase", classname=f"{report.project}.{target}", name="gates", time="0")
+        ET.SubElement(case, "skipped", message=f"not measured on this machine: {reason}")
     for target in report.targets:
         for result in target.results:
             case = ET.SubElement(suite, "testcase", classname=f"{report.project}.{target.target}", name=result.gate, time="0")
@@ -125,6 +132,8 @@ def summary_text(report: GateReport) -> str:
             ))
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    for target, reason in report.not_measured.items():
+        lines.append(f"target {target}: gates NOT measured on this machine ({reason})")
     failed = sum(not r.passed for r in report.results)
     verdict = "PASSED" if report.passed else "FAILED"
     lines.append(f"{verdict}: {len(report.results) - failed} of {len(report.results)} gates passed")

@@ -14,8 +14,8 @@ import tvm
 from edgekit import console, versions
 from edgekit.artifact import Manifest, write_manifest
 from edgekit.compiler.frontend import lower
-from edgekit.compiler.integer_check import IntegerAgreement, check_integer_rewrite
 from edgekit.compiler.gpu import build_gpu, export_gpu_library, gpu_summary, nvcc_version
+from edgekit.compiler.integer_check import IntegerAgreement, check_integer_rewrite
 from edgekit.compiler.kernel_costs import kernel_costs
 from edgekit.compiler.relax_pipeline import fused_module, schedule_pipeline
 from edgekit.compiler.tuning.database import find_database
@@ -37,6 +37,7 @@ class CompileOptions:
     name: str = ""
     device: str = "cpu"  # "gpu": the target's [accelerator] runs the compute
     tuning_db: Path | None = None  # a MetaSchedule database from `edgekit tune`
+    float_fallback: bool = False  # a failed integer rewrite builds the QDQ graph in float instead of failing
     spec: TargetSpec = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -56,12 +57,14 @@ class CompileOptions:
             parts += ["--device", self.device]
         if self.tuning_db is not None:
             parts += ["--tuning-db", str(self.tuning_db)]
+        if self.float_fallback:
+            parts += ["--float-fallback"]
         return shlex.join(parts)
 
     def to_dict(self) -> dict:
         return {
             "target": self.target, "shapes": {k: list(v) for k, v in self.shapes.items()}, "dims": self.dims, "name": self.name,
-            "device": self.device, "tuning_db": str(self.tuning_db) if self.tuning_db else None,
+            "device": self.device, "tuning_db": str(self.tuning_db) if self.tuning_db else None, "float_fallback": self.float_fallback,
         }
 
 
@@ -78,7 +81,7 @@ def compile_onnx(source: Path, output: Path, options: CompileOptions | None = No
     inputs = resolve_static_shapes(model_inputs(model), options.shapes, options.dims)
 
     started = time.perf_counter()
-    lowered = lower(model, inputs, target, integer=options.device != "gpu")
+    lowered = lower(model, inputs, target, integer=options.device != "gpu", float_fallback=options.float_fallback)
     self_check = None
     if lowered.integer is not None:
         # Like folding, the rewrite proves itself: a mismatch is an error, never a silent float build.

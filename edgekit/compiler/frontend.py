@@ -21,7 +21,7 @@ from edgekit import console
 from edgekit.compiler.fold import FoldReport, fold_model
 from edgekit.compiler.integer import IntegerReport, has_qdq, integer_regions
 from edgekit.compiler.relax_import import import_onnx, output_specs
-from edgekit.errors import last_line
+from edgekit.errors import UnsupportedModelError, last_line
 from edgekit.onnx_model import TensorSpec, model_outputs
 from edgekit.target_spec import TargetSpec
 
@@ -38,12 +38,13 @@ class Lowered:
     integer_failure: str | None = None  # why the rewrite failed (the QDQ graph then runs in float)
 
 
-def lower(model: onnx.ModelProto, inputs: list[TensorSpec], target: TargetSpec, integer: bool = True) -> Lowered:
+def lower(model: onnx.ModelProto, inputs: list[TensorSpec], target: TargetSpec, integer: bool = True, float_fallback: bool = False) -> Lowered:
     """Fold, import and (with `integer`, when the model has QDQ) rewrite `model` for `target`.
 
-    Raises UnsupportedModelError when folding changes the numbers or TVM cannot import a node.
-    A failing integer rewrite does not raise: it is reported in `integer_failure` and the module
-    is the float QDQ graph, as compile records it in the manifest.
+    Raises UnsupportedModelError when folding changes the numbers, TVM cannot import a node, or
+    the integer rewrite fails. Only with `float_fallback` (the user's choice, which compile records
+    in the manifest) does a failed rewrite leave the float QDQ graph, with the reason in
+    `integer_failure`.
     """
     with console.step("folding constant and shape subgraphs"):
         folded, fold_report = fold_model(model, inputs)
@@ -61,7 +62,10 @@ def lower(model: onnx.ModelProto, inputs: list[TensorSpec], target: TargetSpec, 
         with console.step("rewriting quantized regions into integer kernels"):
             rewritten, report = integer_regions(mod, vnni=target.has_vnni)
     except Exception as exc:  # noqa: BLE001 - a pattern the rewrite mishandles must not cost the build
-        failure = f"integer rewrite failed ({type(exc).__name__}: {last_line(exc)}); the QDQ graph runs in float"
+        failure = f"integer rewrite failed ({type(exc).__name__}: {last_line(exc)})"
+        if not float_fallback:
+            raise UnsupportedModelError(failure, "report this model; --float-fallback builds the QDQ graph in float instead (recorded in the manifest)") from exc
+        failure += "; the QDQ graph runs in float (--float-fallback)"
         console.warn(failure)
         # A fresh module: the failed rewrite may have touched the old one.
         return Lowered(import_onnx(folded, inputs), folded, fold_report, outputs, None, failure)

@@ -32,20 +32,22 @@ def measure_build(project: Project, threads: int | None = None) -> tuple[GateRep
     record = read_record(project)
     build = project.build_dir
     reference_path = build / record["reference"]
-    runnable = {name: build / folder for name, folder in record["artifacts"].items() if read_manifest(build / folder).runs_here()}
+    manifests = {name: read_manifest(build / folder) for name, folder in record["artifacts"].items()}
+    not_measured = {name: reason for name, manifest in manifests.items() if (reason := manifest.why_not_here()) is not None}
+    runnable = {name: build / record["artifacts"][name] for name in manifests if name not in not_measured}
     if not runnable:
         raise InputError(
             f"no artifact of {build} runs on this machine ({platform.machine()}): targets {', '.join(record['artifacts'])}",
             "add a target for this machine to [compile] targets (gates run the artifact here)",
         )
-    for name in sorted(set(record["artifacts"]) - set(runnable)):
-        console.warn(f"target {name} does not run on this machine: its gates are not evaluated here")
+    for name, reason in not_measured.items():
+        console.warn(f"target {name} does not run on this machine ({reason}): its gates are not evaluated here (reported as skipped)")
     targets, measured = [], []
     for name, folder in runnable.items():
         with console.step(f"measuring {name} against ONNX Runtime on {project.relative(project.eval_data)}"):
             result, dataset_size = _measure(name, folder, reference_path, project.eval_data, threads)
         measured.append(result)
-        manifest = read_manifest(folder)
+        manifest = manifests[name]
         targets.append(TargetReport(
             target=name, artifact=project.relative(folder), library_sha256=manifest.files[manifest.library],
             results=evaluate(project.gates, result), reference_accuracy=reference_accuracy(result),
@@ -55,6 +57,7 @@ def measure_build(project: Project, threads: int | None = None) -> tuple[GateRep
         data={"path": project.relative(project.eval_data), "sha256": data_sha256(project.eval_data), "samples": dataset_size, "labels": measured[0].labels is not None},
         reference={"path": record["reference"], "sha256": sha256_file(reference_path)},
         targets=targets,
+        not_measured=not_measured,
     )
     report.seconds = time.perf_counter() - started
     return report, measured

@@ -12,7 +12,7 @@ import onnx
 import pytest
 
 import edgekit
-from conftest import CALIB_DATA, EVAL_DATA, REPO
+from conftest import CALIB_DATA, EVAL_DATA, REPO, one_line_error
 from edgekit.checker.agreement import compare_with_onnxruntime, with_quantized_outputs
 from edgekit.reference import Reference
 from quant_models import sentence_batch
@@ -183,16 +183,20 @@ def test_relu6_clip_folds_into_the_integer_clamp(tmp_path):
     assert report.passed, report.violations
 
 
-def test_a_failing_integer_rewrite_falls_back_to_float_qdq(tmp_path, int8_model, monkeypatch):
+def test_a_failing_integer_rewrite_is_an_error_unless_float_is_chosen(tmp_path, int8_model, monkeypatch, cli):
     import edgekit.compiler.frontend as frontend
 
     def broken(mod, vnni=False):
         raise RuntimeError("pattern this rewrite has never seen")
 
     monkeypatch.setattr(frontend, "integer_regions", broken)
-    artifact = edgekit.compile(int8_model, tmp_path / "fallback", target="x86_64")
-    integer = json.loads((artifact / "manifest.json").read_text())["build"]["integer"]
-    assert "pattern this rewrite has never seen" in integer["failed"]
+    refused = cli("compile", int8_model, "-o", tmp_path / "refused")
+    assert refused.exit_code == 2 and "pattern this rewrite has never seen" in one_line_error(refused)
+    assert not (tmp_path / "refused").exists()
+    artifact = edgekit.compile(int8_model, tmp_path / "fallback", target="x86_64", float_fallback=True)
+    build = json.loads((artifact / "manifest.json").read_text())["build"]
+    assert "pattern this rewrite has never seen" in build["integer"]["failed"]
+    assert build["options"]["float_fallback"] is True and build["command"].endswith("--float-fallback")
     report = edgekit.check(artifact, int8_model, EVAL_DATA, max_abs=0.1, min_cosine=0.999)
     assert report.passed, report.violations
 

@@ -23,6 +23,7 @@ from edgekit.errors import InputError
 from edgekit.files import atomic_dir, sha256_file
 from edgekit.onnx_model import load_onnx, model_inputs, opset_version, resolve_static_shapes
 from edgekit.target_spec import DEFAULT_TARGET, TargetSpec, load_target
+from edgekit.threads import DEFAULT_SPIN_COUNT
 
 LIBRARY = "model.so"
 
@@ -103,6 +104,7 @@ def compile_onnx(source: Path, output: Path, options: CompileOptions | None = No
             costs = kernel_costs(fused)
             executable = tvm.compile(fused, target=tvm.target.Target(target.tvm_cpu_target()), relax_pipeline=schedule_pipeline(target, database))
 
+    found_versions = versions.collect()
     with atomic_dir(output) as folder:
         if gpu is not None:
             export_gpu_library(gpu, folder / LIBRARY, target)  # reads the library back and checks it
@@ -116,7 +118,7 @@ def compile_onnx(source: Path, output: Path, options: CompileOptions | None = No
             target=target,
             tvm_target=gpu.tvm_target if gpu else target.tvm_cpu_target(),
             source={"path": str(source), "sha256": sha256_file(source), "opset": opset_version(model), "producer": _producer(model)},
-            versions=versions.collect(),
+            versions=found_versions,
             build={
                 "command": options.command(source, output),
                 "options": options.to_dict(),
@@ -126,7 +128,7 @@ def compile_onnx(source: Path, output: Path, options: CompileOptions | None = No
                 "integer": (lowered.integer.to_dict() | {"self_check": self_check.to_dict()}) if lowered.integer else ({"failed": lowered.integer_failure} if lowered.integer_failure else None),
                 "seconds": round(time.perf_counter() - started, 2),
             },
-            runtime=_runtime_defaults(target) | ({"gpu": gpu_summary(gpu.info)} if gpu else {}),
+            runtime=_runtime_defaults(target, found_versions) | ({"gpu": gpu_summary(gpu.info)} if gpu else {}),
             kernels={name: cost.to_dict() for name, cost in costs.items()},
         )
         write_manifest(folder, manifest)
@@ -148,13 +150,11 @@ def _pipeline_name(gpu, database: Path | None) -> str:
     return "edgekit CPU pipeline: " + ("tuning records, then default schedules" if database else "default schedules (untuned)")
 
 
-def _runtime_defaults(target: TargetSpec) -> dict:
-    found = versions.collect()
+def _runtime_defaults(target: TargetSpec, found: dict[str, str]) -> dict:
     return {
         "threads": target.cpu.cores,
         "cpu_ids": list(target.cpu.cpu_ids),
-        # 0: an idle runtime sleeps instead of burning a core (TVM's default spins 300000 times).
-        "spin_count": 0,
+        "spin_count": DEFAULT_SPIN_COUNT,  # threads.py: an idle runtime sleeps instead of burning a core
         # model.so links against exactly these runtime libraries; a bundle ships the same versions.
         "abi": {"machine": target.machine, "tvm_runtime": found["tvm"], "tvm_ffi": found["tvm_ffi"]},
     }

@@ -80,11 +80,6 @@ class TargetSpec:
     def is_cross(self) -> bool:
         return bool(self.cpu.cross_compiler)
 
-    @property
-    def has_vnni(self) -> bool:
-        """AVX-512 VNNI (vpdpbusd, uint8 x int8 dot products): the integer rewrite packs for it."""
-        return "+avx512vnni" in self.cpu.features
-
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data.pop("source")

@@ -18,6 +18,7 @@ import onnx
 import tvm
 
 from edgekit import console
+from edgekit.compiler.dot_products import scheme_for
 from edgekit.compiler.fold import FoldReport, fold_model
 from edgekit.compiler.integer import IntegerReport, has_qdq, integer_regions
 from edgekit.compiler.relax_import import import_onnx, output_specs
@@ -60,7 +61,7 @@ def lower(model: onnx.ModelProto, inputs: list[TensorSpec], target: TargetSpec, 
         return Lowered(mod, folded, fold_report, outputs, None)
     try:
         with console.step("rewriting quantized regions into integer kernels"):
-            rewritten, report = integer_regions(mod, vnni=target.has_vnni)
+            rewritten, report = integer_regions(mod, dot=scheme_for(target))
     except Exception as exc:  # noqa: BLE001 - a pattern the rewrite mishandles must not cost the build
         failure = f"integer rewrite failed ({type(exc).__name__}: {last_line(exc)})"
         if not float_fallback:

@@ -7,8 +7,8 @@ integers (integer_values.py):
     value = sum_i scale_i * (q_i - zero_point_i), then optionally clamped (a folded Relu/Clip)
 
 and rewrites each op on such values by the first rule of the table in integer_rules.py that
-applies: int8 x int8 convolutions and matmuls with int32 accumulation (packed for VNNI where the
-target has it, vnni_packing.py), int32 bias adds, integer max pooling, sums for global average
+applies: int8 x int8 convolutions and matmuls with int32 accumulation (packed for the target's
+dot-product instructions where it has them, dot_products.py and dot_packing.py), int32 bias adds, integer max pooling, sums for global average
 pooling, and at every QuantizeLinear a requantization to int8 with fixed-point multipliers
 computed at compile time from the recorded scales. Nothing inside a region is float: the
 generated code is integer arithmetic, reproducible bit for bit on any target.
@@ -32,6 +32,7 @@ import tvm
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
+from edgekit.compiler.dot_products import DotScheme
 from edgekit.compiler.integer_rules import CLOSES, OPENS, select_rule, tensor_args
 from edgekit.compiler.integer_values import IntValue, scalar_constant, to_float
 
@@ -70,14 +71,14 @@ def has_qdq(mod: tvm.IRModule) -> bool:
     return len(found) == 2
 
 
-def integer_regions(mod: tvm.IRModule, vnni: bool = False) -> tuple[tvm.IRModule, IntegerReport]:
+def integer_regions(mod: tvm.IRModule, dot: DotScheme | None = None) -> tuple[tvm.IRModule, IntegerReport]:
     """Rewrite the quantized regions of `mod`'s `main` into integer ops; unused float code is removed.
 
-    vnni: the target has uint8 x int8 dot products (AVX-512 VNNI); convolutions then take the
-    packed form its tensorized schedule needs (see vnni_packing.py).
+    dot: the target's dot-product scheme (dot_products.py); convolutions and constant-weight
+    matmuls then take the packed form its tensorized schedule needs (dot_packing.py).
     """
     report = IntegerReport()
-    rewritten = _IntegerRewriter(mod, report, vnni).transform()
+    rewritten = _IntegerRewriter(mod, report, dot).transform()
     rewritten = relax.transform.DeadCodeElimination()(rewritten)
     _count_float_ops(rewritten, report)
     return rewritten, report
@@ -110,11 +111,11 @@ def _count_float_ops(mod: tvm.IRModule, report: IntegerReport) -> None:
 
 @mutator
 class _IntegerRewriter(PyExprMutator):
-    def __init__(self, mod: tvm.IRModule, report: IntegerReport, vnni: bool = False) -> None:
+    def __init__(self, mod: tvm.IRModule, report: IntegerReport, dot: DotScheme | None = None) -> None:
         super().__init__(mod)
         self.mod = mod
         self.report = report
-        self.vnni = vnni
+        self.dot = dot
         self.values: dict[relax.Var, IntValue] = {}
         self.scalars: dict[relax.Var, np.ndarray] = {}  # scalar constants computed in the graph
 
@@ -140,7 +141,7 @@ class _IntegerRewriter(PyExprMutator):
 
     def _rewrite(self, call: relax.Call) -> tuple[relax.Expr, IntValue | None] | None:
         """(what the binding becomes, its integer value) by the first rule that applies, or None."""
-        found = select_rule(call, self.values, self.vnni, self.scalars)
+        found = select_rule(call, self.values, self.dot, self.scalars)
         if found is None:
             return None
         rule, match = found

@@ -15,7 +15,7 @@ from tvm import relax
 from tvm.ir.expr import Constant
 
 from edgekit.compiler.integer_values import IntValue, Match, Term, axis_constant, requantize, subtract_zero_point_correction
-from edgekit.compiler.vnni_packing import packed_conv2d, packed_dense
+from edgekit.compiler.dot_packing import packed_conv2d, packed_dense
 
 # -- region edges -------------------------------------------------------------------------------------
 
@@ -62,9 +62,9 @@ def conv2d_int8(bb: relax.BlockBuilder, m: Match) -> IntValue:
 
 
 def conv2d_packed(bb: relax.BlockBuilder, m: Match) -> IntValue:
-    """The convolution in the layout VNNI's 16x4 dot product wants (vnni_packing.py), exact like the plain form."""
+    """The convolution in the layout the target's dot product wants (dot_packing.py), exact like the plain form."""
     x, w = m.singles
-    return _conv2d_result(packed_conv2d(bb, m.call, x, w), x, w)
+    return _conv2d_result(packed_conv2d(bb, m.call, x, w, m.dot), x, w)
 
 
 def _conv2d_result(acc: relax.Expr, x: Term, w: Term) -> IntValue:
@@ -80,13 +80,13 @@ def matmul_constant(bb: relax.BlockBuilder, m: Match) -> IntValue:
 
 
 def matmul_packed(bb: relax.BlockBuilder, m: Match) -> IntValue:
-    """Activations x constant int8 weights as the packed uint8 x int8 dense of vnni_packing.py."""
+    """Activations x constant int8 weights as the packed dense of dot_packing.py."""
     a, b = m.singles
-    return _matmul_result(packed_dense(bb, a, b, [int(d) for d in m.call.ty.shape]), m)
+    return _matmul_result(packed_dense(bb, a, b, [int(d) for d in m.call.ty.shape], m.dot), m)
 
 
 def matmul_centred(bb: relax.BlockBuilder, m: Match) -> IntValue:
-    """Two activations (attention): centre both in int32; exact, without the VNNI-friendly form."""
+    """Two activations (attention): centre both in int32; exact, without a packed dot-product form."""
     a, b = m.singles
     acc = bb.emit(relax.op.matmul(_centred(bb, a), _centred(bb, b), out_dtype="int32"))
     return _matmul_result(acc, m)

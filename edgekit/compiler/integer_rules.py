@@ -2,8 +2,8 @@
 
 `RULES` is read top to bottom: for a call, the first rule whose op matches, whose tensor
 operands are all integer values (for rules inside a region) and whose predicate holds is
-applied. Rules of one op go from the most specific form to the most general, so a VNNI form
-comes before the plain one it refines. An op no rule takes stays as TVM imported it, in float
+applied. Rules of one op go from the most specific form to the most general, so a packed
+dot-product form comes before the plain one it refines. An op no rule takes stays as TVM imported it, in float
 between its own Q/DQ pairs.
 
 Predicates only look (they never emit); builders (integer_builders.py) may assume what their
@@ -22,7 +22,7 @@ from tvm.ir.prim.expr import FloatImm, IntImm
 
 from edgekit.compiler import integer_builders as build
 from edgekit.compiler.integer_values import INT_RANGES, IntValue, Match, Term
-from edgekit.compiler.intrinsics import LANES
+from edgekit.compiler.dot_products import LANES, DotScheme
 
 # What a rule's result becomes in the graph.
 OPENS = "opens"  # a region's entry (DequantizeLinear): the call stays, its integers become known
@@ -141,9 +141,9 @@ def constant_symmetric_int8_weights(m: Match) -> bool:
     return _on_one_int8_grid(x) and _constant_symmetric_int8(w) and w.axis in (None, 0) and layouts
 
 
-def vnni_packable_conv2d(m: Match) -> bool:
-    """Those weights on a VNNI target, ungrouped, with output channels in whole 16-lane blocks."""
-    if not (m.vnni and constant_symmetric_int8_weights(m)):
+def packable_conv2d(m: Match) -> bool:
+    """Those weights on a target with dot-product instructions, ungrouped, with output channels in whole 16-lane blocks."""
+    if not (m.dot is not None and constant_symmetric_int8_weights(m)):
         return False
     _, w = m.singles
     return int(m.call.attrs.groups) == 1 and w.value.shape[0] % LANES == 0
@@ -163,10 +163,10 @@ def constant_symmetric_int8_matrix(m: Match) -> bool:
     return integer_matmul_operands(m) and _constant_symmetric_int8(b) and len(b.q.ty.shape) == 2
 
 
-def vnni_packable_matrix(m: Match) -> bool:
-    """That matrix on a VNNI target with columns in whole 16-lane blocks."""
+def packable_matrix(m: Match) -> bool:
+    """That matrix on a target with dot-product instructions, with columns in whole 16-lane blocks."""
     _, b = m.singles
-    return m.vnni and constant_symmetric_int8_matrix(m) and b.value.shape[1] % LANES == 0
+    return m.dot is not None and constant_symmetric_int8_matrix(m) and b.value.shape[1] % LANES == 0
 
 
 def int32_on_one_grid(m: Match) -> bool:
@@ -250,10 +250,10 @@ RULES: tuple[Rule, ...] = (
     # Region edges.
     Rule("dequantize", "relax.dequantize", FIRST, when=constant_grid, build=build.open_region, role=OPENS),
     Rule("requantize", "relax.quantize", FIRST, when=per_tensor_int8_output, build=build.requantize_output, role=CLOSES, count="requantize"),
-    # int8 x int8 with int32 accumulation; the VNNI forms first.
-    Rule("conv2d-vnni", "relax.nn.conv2d", FIRST_TWO, when=vnni_packable_conv2d, build=build.conv2d_packed),
+    # int8 x int8 with int32 accumulation; the packed dot-product forms (dot_products.py) first.
+    Rule("conv2d-packed", "relax.nn.conv2d", FIRST_TWO, when=packable_conv2d, build=build.conv2d_packed),
     Rule("conv2d", "relax.nn.conv2d", FIRST_TWO, when=constant_symmetric_int8_weights, build=build.conv2d_int8),
-    Rule("matmul-vnni", "relax.matmul", FIRST_TWO, when=vnni_packable_matrix, build=build.matmul_packed),
+    Rule("matmul-packed", "relax.matmul", FIRST_TWO, when=packable_matrix, build=build.matmul_packed),
     Rule("matmul-weights", "relax.matmul", FIRST_TWO, when=constant_symmetric_int8_matrix, build=build.matmul_constant),
     Rule("matmul-activations", "relax.matmul", FIRST_TWO, when=integer_matmul_operands, build=build.matmul_centred),
     # Sums: a bias on the accumulator's grid adds in int32, anything else stays a sum of terms.
@@ -278,16 +278,19 @@ RULES: tuple[Rule, ...] = (
 _BY_OP: dict[str, tuple[Rule, ...]] = {op: tuple(r for r in RULES if r.op == op) for op in dict.fromkeys(r.op for r in RULES)}
 
 
-def select_rule(call: relax.Call, values: Mapping[relax.Var, IntValue], vnni: bool = False, scalars: Mapping[relax.Var, np.ndarray] | None = None) -> tuple[Rule, Match] | None:
+def select_rule(
+    call: relax.Call, values: Mapping[relax.Var, IntValue], dot: DotScheme | None = None, scalars: Mapping[relax.Var, np.ndarray] | None = None
+) -> tuple[Rule, Match] | None:
     """The first rule that applies to `call`, with what it matched; None if no rule does.
 
-    values: the integer value of each Relax var known so far; vnni: the target has AVX-512 VNNI.
+    values: the integer value of each Relax var known so far; dot: the target's dot-product
+    scheme (None: plain int8 kernels).
     """
     for rule in _BY_OP.get(call.op.name, ()):
         inputs = tuple(values.get(arg) if isinstance(arg, relax.Var) else None for arg in rule.tensor_args(call))
         if rule.role != OPENS and any(value is None for value in inputs):
             continue
-        match = Match(call, inputs, vnni, scalars if scalars is not None else {})
+        match = Match(call, inputs, dot, scalars if scalars is not None else {})
         if rule.when(match):
             return rule, match
     return None

@@ -19,10 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tvm import relax
 from tvm.ir.expr import Constant
+
+if TYPE_CHECKING:
+    from edgekit.compiler.dot_products import DotScheme
 
 # Multipliers are Q31-style: m < 2^31, so int32 values times m fit int64 with room for a sum.
 MULTIPLIER_BITS = 31
@@ -75,7 +79,7 @@ class Match:
 
     call: relax.Call
     inputs: tuple[IntValue | None, ...]
-    vnni: bool = False  # the target has uint8 x int8 dot products (AVX-512 VNNI)
+    dot: DotScheme | None = None  # the target's dot-product instructions (dot_products.py); None: plain kernels
     scalars: Mapping[relax.Var, np.ndarray] = field(default_factory=dict)
 
     @property

@@ -1,12 +1,22 @@
-"""Integer dot-product tensor intrinsics edgekit registers itself.
+"""Integer dot-product tensor intrinsics edgekit registers itself, one per dot-product scheme.
 
-TVM 0.27's own `dot_16x4_vnni` fails LLVM verification against LLVM 22, whose
-`llvm.x86.avx512.vpdpbusd.512` takes <64 x i8> operands where TVM passes <16 x i32>. This is
-the same 16x4 uint8 x int8 -> int32 dot product with the current signature. The accumulator is
-a local (register) tile, which is how edgekit's int8 convolution schedule uses it; the packed
-layouts the integer rewrite hands it (vnni_packing.py) take their shape from LANES and DEPTH.
-Importing `tvm.s_tir.tensor_intrin` would cost ~18 s (it builds every GPU intrinsic), so
-nothing here imports it.
+Every intrinsic has the same description: 16 int32 accumulators, each adding a DEPTH-deep dot
+product of the activation's DEPTH values (broadcast) with its own row of 16 x DEPTH packed
+weights. Only the instructions differ (dot_products.py says which target gets which):
+
+- vnni:  one vpdpbusd, uint8 x int8, depth 4 (AVX-512 VNNI);
+- sdot:  four sdot, int8 x int8, depth 4 (Armv8.2 dot product: RK3588's A76, Orin's A78AE);
+- neon:  per 4 lanes smull, smull2, two saddlp and an addp, int8 x int8, depth 4 (Armv8.0);
+- avx2:  two vpmaddwd, int16 x int16, depth 2. vpmaddubsw would do twice the work per
+         instruction but saturates its int16 pair sums (255 x 127 x 2 > 32767): results would
+         not be exact, so activations and weights widen to int16 and vpmaddwd sums pairs
+         exactly into int32.
+
+The accumulator is a local (register) tile, which is how edgekit's int8 convolution schedule
+uses it. TVM 0.27's own `dot_16x4_vnni` fails LLVM verification against LLVM 22, whose
+`llvm.x86.avx512.vpdpbusd.512` takes <64 x i8> operands where TVM passes <16 x i32>. Importing
+`tvm.s_tir.tensor_intrin` would cost ~18 s (it builds every GPU intrinsic), so nothing here
+imports it.
 """
 
 from __future__ import annotations
@@ -14,28 +24,30 @@ from __future__ import annotations
 from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
-VNNI_16x4 = "edgekit_vnni_u8i8i32_16x4"
-LANES, DEPTH = 16, 4  # 16 int32 outputs, each a 4-deep dot product of uint8 x int8
+LANES = 16  # int32 accumulators per intrinsic call: one block of output channels
+
+
+def _description(depth: int, data: str, weight: str):
+    @T.prim_func(s_tir=True)
+    def desc(
+        A: T.Buffer((depth,), data, offset_factor=1),
+        B: T.Buffer((16, depth), weight, offset_factor=1),
+        C: T.Buffer((16,), "int32", offset_factor=1, scope="local"),
+    ) -> None:
+        with T.sblock("root"):
+            T.reads(C[0:16], A[0:depth], B[0:16, 0:depth])
+            T.writes(C[0:16])
+            for i in T.serial(0, 16):
+                for k in T.serial(0, depth):
+                    with T.sblock("update"):
+                        vi, vk = T.axis.remap("SR", [i, k])
+                        C[vi] = C[vi] + T.cast(A[vk], "int32") * T.cast(B[vi, vk], "int32")
+
+    return desc
 
 
 @T.prim_func(s_tir=True)
-def _dot_16x4_desc(
-    A: T.Buffer((4,), "uint8", offset_factor=1),
-    B: T.Buffer((16, 4), "int8", offset_factor=1),
-    C: T.Buffer((16,), "int32", offset_factor=1, scope="local"),
-) -> None:
-    with T.sblock("root"):
-        T.reads(C[0:16], A[0:4], B[0:16, 0:4])
-        T.writes(C[0:16])
-        for i in T.serial(0, 16):
-            for k in T.serial(0, 4):
-                with T.sblock("update"):
-                    vi, vk = T.axis.remap("SR", [i, k])
-                    C[vi] = C[vi] + T.cast(A[vk], "int32") * T.cast(B[vi, vk], "int32")
-
-
-@T.prim_func(s_tir=True)
-def _dot_16x4_vnni(
+def _vnni(
     A: T.Buffer((4,), "uint8", offset_factor=1),
     B: T.Buffer((16, 4), "int8", offset_factor=1),
     C: T.Buffer((16,), "int32", offset_factor=1, scope="local"),
@@ -55,12 +67,88 @@ def _dot_16x4_vnni(
         )
 
 
-_registered = False
+@T.prim_func(s_tir=True)
+def _sdot(
+    A: T.Buffer((4,), "int8", offset_factor=1),
+    B: T.Buffer((16, 4), "int8", offset_factor=1),
+    C: T.Buffer((16,), "int32", offset_factor=1, scope="local"),
+) -> None:
+    with T.sblock("root"):
+        T.reads(C[0:16], A[0:4], B[0:16, 0:4])
+        T.writes(C[0:16])
+        a_word = T.reinterpret(A.vload([0], "int8x4"), dtype="int32")
+        a_bytes = T.reinterpret(T.broadcast(a_word, 4), dtype="int8x16")
+        # Each sdot: 4 lanes (output channels), each the 4-deep dot product of its 4 weight bytes.
+        for j in T.unroll(4):
+            C[T.ramp(j * 4, 1, 4)] = T.call_llvm_pure_intrin(
+                T.llvm_lookup_intrinsic_id("llvm.aarch64.neon.sdot.v4i32.v16i8"),
+                C.vload([j * 4], dtype="int32x4"),
+                B.vload([j * 4, 0], dtype="int8x16"),
+                a_bytes,
+                dtype="int32x4",
+            )
 
 
-def register() -> None:
-    """Register the intrinsics once per process."""
-    global _registered
-    if not _registered:
-        TensorIntrin.register(VNNI_16x4, _dot_16x4_desc, _dot_16x4_vnni, override=True)
-        _registered = True
+@T.prim_func(s_tir=True)
+def _neon(
+    A: T.Buffer((4,), "int8", offset_factor=1),
+    B: T.Buffer((16, 4), "int8", offset_factor=1),
+    C: T.Buffer((16,), "int32", offset_factor=1, scope="local"),
+) -> None:
+    with T.sblock("root"):
+        T.reads(C[0:16], A[0:4], B[0:16, 0:4])
+        T.writes(C[0:16])
+        a_word = T.reinterpret(A.vload([0], "int8x4"), dtype="int32")
+        a_bytes = T.reinterpret(T.broadcast(a_word, 2), dtype="int8x8")
+        # int8 x int8 products fit int16 exactly (|p| <= 16384); saddlp widens their pair sums to int32.
+        for j in T.unroll(4):
+            low = T.call_llvm_pure_intrin(
+                T.llvm_lookup_intrinsic_id("llvm.aarch64.neon.smull.v8i16"), a_bytes, B.vload([j * 4, 0], dtype="int8x8"), dtype="int16x8"
+            )
+            high = T.call_llvm_pure_intrin(
+                T.llvm_lookup_intrinsic_id("llvm.aarch64.neon.smull.v8i16"), a_bytes, B.vload([j * 4 + 2, 0], dtype="int8x8"), dtype="int16x8"
+            )
+            C[T.ramp(j * 4, 1, 4)] = C.vload([j * 4], dtype="int32x4") + T.call_llvm_pure_intrin(
+                T.llvm_lookup_intrinsic_id("llvm.aarch64.neon.addp.v4i32"),
+                T.call_llvm_pure_intrin(T.llvm_lookup_intrinsic_id("llvm.aarch64.neon.saddlp.v4i32.v8i16"), low, dtype="int32x4"),
+                T.call_llvm_pure_intrin(T.llvm_lookup_intrinsic_id("llvm.aarch64.neon.saddlp.v4i32.v8i16"), high, dtype="int32x4"),
+                dtype="int32x4",
+            )
+
+
+@T.prim_func(s_tir=True)
+def _avx2(
+    A: T.Buffer((2,), "int16", offset_factor=1),
+    B: T.Buffer((16, 2), "int16", offset_factor=1),
+    C: T.Buffer((16,), "int32", offset_factor=1, scope="local"),
+) -> None:
+    with T.sblock("root"):
+        T.reads(C[0:16], A[0:2], B[0:16, 0:2])
+        T.writes(C[0:16])
+        a_pair = T.reinterpret(A.vload([0], "int16x2"), dtype="int32")
+        a_pairs = T.reinterpret(T.broadcast(a_pair, 8), dtype="int16x16")
+        # Each vpmaddwd: 8 lanes, each the exact int32 sum of its 2 int16 x int16 products.
+        for j in T.unroll(2):
+            C[T.ramp(j * 8, 1, 8)] = C.vload([j * 8], dtype="int32x8") + T.call_llvm_pure_intrin(
+                T.llvm_lookup_intrinsic_id("llvm.x86.avx2.pmadd.wd"), B.vload([j * 8, 0], dtype="int16x16"), a_pairs, dtype="int32x8"
+            )
+
+
+# scheme name -> (intrinsic name, depth, data dtype, weight dtype, implementation)
+IMPLEMENTATIONS = {
+    "vnni": ("edgekit_vnni_u8i8i32_16x4", 4, "uint8", "int8", _vnni),
+    "sdot": ("edgekit_sdot_i8i8i32_16x4", 4, "int8", "int8", _sdot),
+    "neon": ("edgekit_neon_i8i8i32_16x4", 4, "int8", "int8", _neon),
+    "avx2": ("edgekit_avx2_i16i16i32_16x2", 2, "int16", "int16", _avx2),
+}
+
+_registered: set[str] = set()
+
+
+def register(scheme: str) -> str:
+    """Register `scheme`'s intrinsic once per process; its name for `Schedule.tensorize`."""
+    name, depth, data, weight, impl = IMPLEMENTATIONS[scheme]
+    if scheme not in _registered:
+        TensorIntrin.register(name, _description(depth, data, weight), impl, override=True)
+        _registered.add(scheme)
+    return name

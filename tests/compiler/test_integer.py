@@ -49,7 +49,9 @@ def test_conv_and_matmul_run_in_int8(tmp_path, int8_model):
     artifact = edgekit.compile(int8_model, tmp_path / "int8", target="x86_64")
     integer = json.loads((artifact / "manifest.json").read_text())["build"]["integer"]
     summary = integer["ir_dtype_summary"]
-    assert summary["nn.conv2d(int8, int8) -> int32"] == 4
+    # x86_64 has AVX2: the convolutions take the packed int16 kernel (vpmaddwd); the 10-class
+    # matmul has no whole 16-column block and stays the plain int8 one.
+    assert packed_convolutions(summary, "int16, int16") == 4
     assert summary["matmul(int8, int8) -> int32"] == 1
     assert not any(key.startswith(("nn.conv2d(float", "matmul(float")) for key in summary)
     # Floats are left only at region edges (input quantize, output dequantize) and in the
@@ -95,25 +97,74 @@ def test_outputs_are_bit_identical_across_runs_and_thread_counts(exposed_x86, sa
             assert first[name].tobytes() == threaded[name].tobytes(), name
 
 
+def disassembly(artifact: Path, objdump: str = "objdump") -> str:
+    return subprocess.run([objdump, "-d", str(artifact / "model.so")], capture_output=True, text=True, check=True).stdout
+
+
+def integer_summary(artifact: Path) -> dict[str, int]:
+    return json.loads((artifact / "manifest.json").read_text())["build"]["integer"]["ir_dtype_summary"]
+
+
+def packed_convolutions(summary: dict[str, int], grid: str) -> int:
+    return sum(n for key, n in summary.items() if key.startswith("conv2d_") and "_packed" in key.split("(")[0] and key.endswith(f"({grid}) -> int32"))
+
+
+@pytest.fixture(scope="module")
+def exposed_plain(workdir, exposed) -> Path:
+    """The exposed demo for a generic x86-64 (no AVX2, no dot products): the plain int8 convolution."""
+    toml = (REPO / "targets" / "x86_64.toml").read_text().replace('mcpu = "x86-64-v3"', 'mcpu = "x86-64"').replace('name = "x86_64"', 'name = "x86_64-baseline"')
+    target = workdir / "integer" / "x86_64-baseline.toml"
+    target.write_text(toml)
+    return edgekit.compile(exposed, workdir / "integer" / "exposed_plain", target=str(target))
+
+
+def int8_outputs(outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The int8/uint8 tensors among the outputs: the integers every target must compute alike.
+    (Float tails may differ in the last bit between a target with FMA and one without.)"""
+    return {name: value for name, value in outputs.items() if value.dtype in (np.int8, np.uint8)}
+
+
+def test_avx2_build_uses_vpmaddwd_and_computes_the_plain_integers(exposed_x86, exposed_plain, samples):
+    """x86_64 (x86-64-v3, AVX2) packs every convolution for vpmaddwd on int16; a CPU without AVX2
+    takes the plain int8 convolution. Different kernels, same integers."""
+    assert packed_convolutions(integer_summary(exposed_x86), "int16, int16") == 4
+    assert integer_summary(exposed_plain)["nn.conv2d(int8, int8) -> int32"] == 4
+    assert disassembly(exposed_x86).count("vpmaddwd") >= 4
+    packed, plain = edgekit.load(exposed_x86, threads=2), edgekit.load(exposed_plain, threads=1)
+    for feeds in samples:
+        got, expected = int8_outputs(packed(**feeds)), int8_outputs(plain(**feeds))
+        assert len(expected) >= 7 and set(got) == set(expected)
+        for name in expected:
+            assert got[name].tobytes() == expected[name].tobytes(), name
+
+
 @pytest.mark.slow
-def test_arm64_build_under_qemu_is_bit_identical_to_x86(tmp_path, exposed, exposed_x86, samples):
+@pytest.mark.parametrize(("target", "instruction", "qemu_cpu"), [("rk3588", "sdot", "cortex-a76"), ("arm64", "smull", "cortex-a72")])
+def test_arm64_builds_under_qemu_use_their_dot_products_and_are_bit_identical_to_x86(tmp_path, exposed, exposed_x86, samples, target, instruction, qemu_cpu):
+    """rk3588 (A76, dotprod) packs for sdot, arm64 (Armv8.0) for smull/saddlp: under qemu with that
+    core's features, every output equals the x86_64 build's bit for bit."""
     from edgekit.runtime.bundle import make_bundle
 
-    artifact = edgekit.compile(exposed, tmp_path / "exposed_arm64", target="rk3588")
+    artifact = edgekit.compile(exposed, tmp_path / f"exposed_{target}", target=target)
+    assert packed_convolutions(integer_summary(artifact), "int8, int8") == 4
+    code = disassembly(artifact, "aarch64-linux-gnu-objdump")
+    assert code.count(f"\t{instruction}\t") >= 4
+    if instruction != "sdot":
+        assert "\tsdot\t" not in code  # Armv8.0 cores have no dot product: it would be an illegal instruction
     bundle = make_bundle(artifact, tmp_path / "bundle").folder
     x86 = edgekit.load(exposed_x86, threads=1)
     for index, feeds in enumerate(samples[:4]):
         sample = tmp_path / f"x{index}.npy"
         np.save(sample, feeds["image"])
         out = tmp_path / f"out{index}.npz"
-        command = [*QEMU, str(bundle / "edgekit-runner"), str(bundle), "--input", f"image={sample}", "--output", str(out), "--cpus", "0", "--threads", "1"]
+        command = ["qemu-aarch64", "-cpu", qemu_cpu, *QEMU[1:], str(bundle / "edgekit-runner"), str(bundle), "--input", f"image={sample}", "--output", str(out), "--cpus", "0", "--threads", "1"]
         result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=bundle)
         assert result.returncode == 0, result.stderr
         expected = x86(**feeds)
         with np.load(out) as got:
             assert set(got.files) == set(expected)
             for name, value in expected.items():
-                assert got[name].tobytes() == value.tobytes(), f"{name} differs between x86_64 and arm64"
+                assert got[name].tobytes() == value.tobytes(), f"{name} differs between x86_64 and {target}"
 
 
 def test_residual_concat_model_runs_in_integers(tmp_path):
@@ -122,7 +173,7 @@ def test_residual_concat_model_runs_in_integers(tmp_path):
     int8 = edgekit.quantize(onnx_path, CALIB_DATA, tmp_path / "concat.int8.onnx").model_path
     artifact = edgekit.compile(int8, tmp_path / "concat_int8", target="x86_64")
     summary = json.loads((artifact / "manifest.json").read_text())["build"]["integer"]["ir_dtype_summary"]
-    assert summary["nn.conv2d(int8, int8) -> int32"] == 7
+    assert summary.get("nn.conv2d(int8, int8) -> int32", 0) + packed_convolutions(summary, "int16, int16") == 7
     assert summary.get("concat(int8, int8) -> int8", 0) + summary.get("concat(int8) -> int8", 0) >= 1
     report = edgekit.check(artifact, int8, EVAL_DATA, max_abs=0.5, min_cosine=0.999, min_top1_agreement=0.99)
     assert report.passed, report.violations
@@ -136,8 +187,9 @@ def test_transformer_attention_runs_in_integers(tmp_path):
     int8 = edgekit.quantize(model, tmp_path / "calib.npz", tmp_path / "encoder.int8.onnx").model_path
     artifact = edgekit.compile(int8, tmp_path / "encoder_int8", target="x86_64")
     summary = json.loads((artifact / "manifest.json").read_text())["build"]["integer"]["ir_dtype_summary"]
-    assert summary.get("matmul(int8, int8) -> int32", 0) + summary.get("matmul(int32, int32) -> int32", 0) >= 24
-    # With VNNI the weight matmuls take the packed uint8 x int8 kernel; the integers must not change.
+    assert summary.get("matmul(int32, int32) -> int32", 0) >= 8  # attention: QK^T and AV of each layer, centred
+    # The weight matmuls take the packed kernels (int16 for AVX2, uint8 x int8 for VNNI); the integers must not change.
+    assert sum(n for k, n in summary.items() if k.startswith("dense_i16i16_packed")) >= 24
     vnni_artifact = edgekit.compile(int8, tmp_path / "encoder_int8_avx512", target="x86_64-avx512")
     vnni_summary = json.loads((vnni_artifact / "manifest.json").read_text())["build"]["integer"]["ir_dtype_summary"]
     assert sum(n for k, n in vnni_summary.items() if k.startswith("dense_u8i8_packed")) >= 24
@@ -151,8 +203,8 @@ def test_transformer_attention_runs_in_integers(tmp_path):
 
 
 def test_vnni_build_uses_vpdpbusd_and_computes_the_same_bits(workdir, exposed, exposed_x86, samples):
-    """x86_64-avx512 takes the packed uint8 x int8 path tensorized with vpdpbusd; x86_64 (AVX2) the plain
-    int8 convolution. Different kernels, same integers: every output equal bit for bit."""
+    """x86_64-avx512 takes the packed uint8 x int8 path tensorized with vpdpbusd; x86_64 (AVX2) the packed
+    int16 one with vpmaddwd. Different kernels, same integers: every output equal bit for bit."""
     artifact = edgekit.compile(exposed, workdir / "integer" / "exposed_avx512", target="x86_64-avx512")
     disassembly = subprocess.run(["objdump", "-d", str(artifact / "model.so")], capture_output=True, text=True, check=True).stdout
     assert disassembly.count("vpdpbusd") >= 4
@@ -178,7 +230,8 @@ def test_relu6_clip_folds_into_the_integer_clamp(tmp_path):
     assert integer["integer_ops"]["clip (maximum)"] == integer["integer_ops"]["clip (minimum)"] >= 2
     assert "call_tir" not in integer["float_ops"]
     summary = integer["ir_dtype_summary"]
-    assert sum(n for k, n in summary.items() if k.startswith("nn.conv2d(int8, int8)")) == 4  # incl. the depthwise one
+    # incl. the depthwise one, which no dot product fits
+    assert sum(n for k, n in summary.items() if k.startswith("nn.conv2d(int8, int8)")) + packed_convolutions(summary, "int16, int16") == 4
     report = edgekit.check(artifact, int8, tmp_path / "calib.npz", max_abs=0.5, min_cosine=0.999)
     assert report.passed, report.violations
 
@@ -186,7 +239,7 @@ def test_relu6_clip_folds_into_the_integer_clamp(tmp_path):
 def test_a_failing_integer_rewrite_is_an_error_unless_float_is_chosen(tmp_path, int8_model, monkeypatch, cli):
     import edgekit.compiler.frontend as frontend
 
-    def broken(mod, vnni=False):
+    def broken(mod, dot=None):
         raise RuntimeError("pattern this rewrite has never seen")
 
     monkeypatch.setattr(frontend, "integer_regions", broken)

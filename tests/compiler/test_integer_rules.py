@@ -1,6 +1,6 @@
 """The integer rewrite's parts on their own: rule predicates on hand-built calls, the zero-point
 correction and the requantization math against exact integer and fraction references, the rule
-lookup's VNNI-or-plain choice, and the self-check passing on a QDQ model and failing on a wrong
+lookup's packed-or-plain choice, and the self-check passing on a QDQ model and failing on a wrong
 integer module."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 from tvm import relax, topi
 
 from edgekit.compiler import integer_rules as rules
+from edgekit.compiler.dot_products import SCHEMES, DotScheme
 from edgekit.compiler.integer import integer_regions
 from edgekit.compiler.integer_check import MAX_OUTPUT_LSB, IntegerMismatchError, check_integer_rewrite, output_lsbs
 from edgekit.compiler.integer_values import (
@@ -32,6 +33,7 @@ from edgekit.compiler.relax_import import import_onnx
 from edgekit.onnx_model import model_inputs
 
 RNG = np.random.default_rng(7)
+VNNI = SCHEMES["vnni"]
 
 
 # -- hand-built calls -------------------------------------------------------------------------------------
@@ -61,17 +63,17 @@ def normalized(expr: relax.Expr) -> relax.Call:
     return relax.BlockBuilder().normalize(expr)
 
 
-def conv2d_match(out_channels: int = 16, vnni: bool = True, x: Term | None = None, w: Term | None = None, groups: int = 1) -> Match:
+def conv2d_match(out_channels: int = 16, dot: DotScheme | None = VNNI, x: Term | None = None, w: Term | None = None, groups: int = 1) -> Match:
     x = x or activation([1, 4, 8, 8])
     w = w or weights(int8((out_channels, 4 // groups, 3, 3)))
     call = normalized(relax.op.nn.conv2d(float_var("x", [1, 4, 8, 8]), float_var("w", [int(d) for d in w.q.ty.shape]), padding=1, groups=groups))
-    return Match(call, (IntValue((x,)), IntValue((w,))), vnni)
+    return Match(call, (IntValue((x,)), IntValue((w,))), dot)
 
 
-def matmul_match(columns: int = 32, vnni: bool = True, b: Term | None = None) -> Match:
+def matmul_match(columns: int = 32, dot: DotScheme | None = VNNI, b: Term | None = None) -> Match:
     b = b or weights(int8((24, columns)), axis=1)
     call = normalized(relax.op.matmul(float_var("a", [2, 24]), float_var("b", [24, columns])))
-    return Match(call, (IntValue((activation([2, 24]),)), IntValue((b,))), vnni)
+    return Match(call, (IntValue((activation([2, 24]),)), IntValue((b,))), dot)
 
 
 def test_constant_symmetric_int8_weights_needs_constant_symmetric_int8_weights():
@@ -85,18 +87,18 @@ def test_constant_symmetric_int8_weights_needs_constant_symmetric_int8_weights()
 
 
 def test_vnni_packable_conv2d_needs_vnni_whole_lane_blocks_and_no_groups():
-    assert rules.vnni_packable_conv2d(conv2d_match(out_channels=32))
-    assert not rules.vnni_packable_conv2d(conv2d_match(out_channels=32, vnni=False))
-    assert not rules.vnni_packable_conv2d(conv2d_match(out_channels=24))
-    assert not rules.vnni_packable_conv2d(conv2d_match(out_channels=16, groups=2))
+    assert rules.packable_conv2d(conv2d_match(out_channels=32))
+    assert not rules.packable_conv2d(conv2d_match(out_channels=32, dot=None))
+    assert not rules.packable_conv2d(conv2d_match(out_channels=24))
+    assert not rules.packable_conv2d(conv2d_match(out_channels=16, groups=2))
     assert rules.constant_symmetric_int8_weights(conv2d_match(out_channels=24))  # the plain rule still applies
 
 
 def test_matrix_predicates_refine_each_other():
-    assert rules.vnni_packable_matrix(matmul_match(columns=32))
-    assert not rules.vnni_packable_matrix(matmul_match(columns=24))
+    assert rules.packable_matrix(matmul_match(columns=32))
+    assert not rules.packable_matrix(matmul_match(columns=24))
     assert rules.constant_symmetric_int8_matrix(matmul_match(columns=24))
-    assert not rules.vnni_packable_matrix(matmul_match(columns=32, vnni=False))
+    assert not rules.packable_matrix(matmul_match(columns=32, dot=None))
     b_activation = Term(relax.Var("k", relax.TensorType([24, 32], "int8")), "int8", np.array(0.02), np.array(-4, np.int64))
     attention = matmul_match(b=b_activation)
     assert rules.integer_matmul_operands(attention) and not rules.constant_symmetric_int8_matrix(attention)
@@ -179,32 +181,32 @@ def test_region_edge_predicates():
 # -- rule lookup ----------------------------------------------------------------------------------------------
 
 
-def lookup(match: Match, vnni: bool) -> str | None:
+def lookup(match: Match, dot: DotScheme | None) -> str | None:
     values = {arg: value for arg, value in zip(match.call.args, match.inputs)}
-    found = rules.select_rule(match.call, values, vnni=vnni)
+    found = rules.select_rule(match.call, values, dot=dot)
     return None if found is None else found[0].name
 
 
 def test_the_lookup_takes_the_vnni_rule_only_where_it_applies():
-    assert lookup(conv2d_match(out_channels=16), vnni=True) == "conv2d-vnni"
-    assert lookup(conv2d_match(out_channels=16), vnni=False) == "conv2d"
-    assert lookup(conv2d_match(out_channels=8), vnni=True) == "conv2d"
-    assert lookup(matmul_match(columns=32), vnni=True) == "matmul-vnni"
-    assert lookup(matmul_match(columns=32), vnni=False) == "matmul-weights"
+    assert lookup(conv2d_match(out_channels=16), dot=VNNI) == "conv2d-packed"
+    assert lookup(conv2d_match(out_channels=16), dot=None) == "conv2d"
+    assert lookup(conv2d_match(out_channels=8), dot=VNNI) == "conv2d"
+    assert lookup(matmul_match(columns=32), dot=VNNI) == "matmul-packed"
+    assert lookup(matmul_match(columns=32), dot=None) == "matmul-weights"
     b_activation = Term(relax.Var("k", relax.TensorType([24, 32], "int8")), "int8", np.array(0.02), np.array(-4, np.int64))
-    assert lookup(matmul_match(b=b_activation), vnni=True) == "matmul-activations"
+    assert lookup(matmul_match(b=b_activation), dot=VNNI) == "matmul-activations"
     scales = np.linspace(0.001, 0.002, 16)
-    assert lookup(add_match(IntValue((accumulator(scales),)), IntValue((accumulator(scales),))), vnni=False) == "bias-add"
-    assert lookup(add_match(IntValue((activation([1, 16, 4, 4]),)), IntValue((activation([1, 16, 4, 4]),))), vnni=False) == "add"
+    assert lookup(add_match(IntValue((accumulator(scales),)), IntValue((accumulator(scales),))), dot=None) == "bias-add"
+    assert lookup(add_match(IntValue((activation([1, 16, 4, 4]),)), IntValue((activation([1, 16, 4, 4]),))), dot=None) == "add"
     clamped = IntValue((activation([1, 16, 4, 4]),), hi=6.0)
-    assert lookup(add_match(clamped, clamped), vnni=False) is None  # no rule: the add stays float
+    assert lookup(add_match(clamped, clamped), dot=None) is None  # no rule: the add stays float
 
 
 def test_the_lookup_needs_every_tensor_operand_as_an_integer_value():
     match = conv2d_match()
     x_var = match.call.args[0]  # the weight operand has no integer value
-    assert rules.select_rule(match.call, {x_var: match.inputs[0]}, vnni=True) is None
-    assert rules.select_rule(normalized(relax.op.nn.softmax(float_var("x", [1, 16]))), {}, vnni=True) is None
+    assert rules.select_rule(match.call, {x_var: match.inputs[0]}, dot=VNNI) is None
+    assert rules.select_rule(normalized(relax.op.nn.softmax(float_var("x", [1, 16]))), {}, dot=VNNI) is None
 
 
 def test_the_table_names_each_rule_once_and_each_op_selects_its_tensors_once():
@@ -213,7 +215,7 @@ def test_the_table_names_each_rule_once_and_each_op_selects_its_tensors_once():
         assert len({rule.tensor_args for rule in rules.RULES if rule.op == op}) == 1, op
     counted = {rule.name: rule.counted_as for rule in rules.RULES}
     assert counted["dequantize"] is None and counted["requantize"] == "requantize"
-    assert counted["conv2d-vnni"] == counted["conv2d"] == "nn.conv2d" and counted["clip-maximum"] == "clip (maximum)"
+    assert counted["conv2d-packed"] == counted["conv2d"] == "nn.conv2d" and counted["clip-maximum"] == "clip (maximum)"
 
 
 # -- zero points and requantization math ------------------------------------------------------------------------
@@ -353,7 +355,7 @@ def qdq_model(weight_scale_factor: float = 1.0) -> onnx.ModelProto:
 
 def rewritten(model: onnx.ModelProto, vnni: bool):
     inputs = model_inputs(model)
-    mod, report = integer_regions(import_onnx(model, inputs), vnni=vnni)
+    mod, report = integer_regions(import_onnx(model, inputs), dot=VNNI if vnni else None)
     return mod, report, inputs
 
 

@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 
 # name -> rule(func, cpu) -> Schedule | None, tried in this order.
 RULES = {
-    "conv2d_int8_vnni": schedule_conv2d_int8,
-    "dense_int8_vnni": schedule_dense_int8,
+    "conv2d_int8_packed": schedule_conv2d_int8,
+    "dense_int8_packed": schedule_dense_int8,
     "conv2d": schedule_conv2d,
     "matmul": schedule_matmul,
     "injective": schedule_injective,

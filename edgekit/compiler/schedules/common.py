@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from tvm import s_tir, tirx
 
+from edgekit.compiler.dot_products import DotScheme, scheme_for
 from edgekit.target_spec import TargetSpec
 
 # Below this many output elements an injective loop is not worth waking the thread pool for.
@@ -27,11 +28,11 @@ class CpuShape:
     lanes: int
     vector_registers: int
     cores: int
-    vnni: bool = False  # AVX-512 VNNI: uint8 x int8 dot products (vpdpbusd)
+    dot: DotScheme | None = None  # the integer dot-product instructions (dot_products.py)
 
     @classmethod
     def of(cls, target: TargetSpec) -> CpuShape:
-        return cls(lanes=max(target.cpu.simd_bits // 32, 1), vector_registers=target.cpu.vector_registers, cores=target.cpu.cores, vnni=target.has_vnni)
+        return cls(lanes=max(target.cpu.simd_bits // 32, 1), vector_registers=target.cpu.vector_registers, cores=target.cpu.cores, dot=scheme_for(target))
 
 
 def extent(sch: s_tir.Schedule, loop: s_tir.schedule.LoopRV) -> int | None:

@@ -1,41 +1,40 @@
-"""The packed uint8 x int8 convolution edgekit's integer rewrite emits for VNNI targets.
+"""The packed integer convolution and dense edgekit's integer rewrite emits for dot-product targets.
 
-Data [N, C/4, H, W, 4] (uint8), weight [O/16, C/4, KH, KW, 16, 4] (int8, packed at compile
-time), int32 output NCHW. A register tile of 16 output channels x `pixels` output columns
-accumulates in a local buffer whose channels are innermost; the (16 channels x 4 input
-channels) step of the reduction is one vpdpbusd (edgekit/compiler/intrinsics.py). Parallel over
-(batch, channel block, output row); the fused epilogue (zero-point correction, bias,
-requantization) runs on the tile as it is written back.
+Data [N, C/D, H, W, D], weight [O/16, C/D, KH, KW, 16, D] (packed at compile time), int32
+output NCHW, with D and the operands' dtypes from the target's dot-product scheme
+(dot_products.py). A register tile of 16 output channels x `pixels` output columns accumulates
+in a local buffer whose channels are innermost; each (16 channels x D input channels) step of
+the reduction is one call of the scheme's intrinsic (intrinsics.py: one vpdpbusd, four sdot, two
+vpmaddwd, ...). Parallel over (batch, channel block, output row); the fused epilogue
+(zero-point correction, bias, requantization) runs on the tile as it is written back.
 """
 
 from __future__ import annotations
 
 from tvm import s_tir, tirx
 
-from edgekit.compiler import intrinsics
+from edgekit.compiler.dot_products import LANES, DotScheme
 from edgekit.compiler.schedules.common import CpuShape, divisors, extent, inline_epilogues, parallelize_outer, sblock_iter_kinds, vectorize_innermost
 
-MAX_PIXELS = 8  # output columns per register tile: 8 zmm accumulators leave room for operands
-
-
 def schedule_conv2d_int8(func: tirx.PrimFunc, cpu: CpuShape) -> s_tir.Schedule | None:
-    if not cpu.vnni:
+    dot = cpu.dot
+    if dot is None:
         return None
     sch = s_tir.Schedule(func)
-    block = _find_packed(sch, "SSSSRRRR", data_rank=5, weight_rank=6)
+    block = _find_packed(sch, "SSSSRRRR", dot, data_rank=5, weight_rank=6)
     if block is None:
         return None
-    intrinsics.register()
+    intrinsic = dot.intrinsic()
     n, f, y, x, rc, ry, rx, ri = sch.get_loops(block)
     width = extent(sch, x) or 1
-    pixels = max(d for d in divisors(width) if d <= MAX_PIXELS)
+    pixels = max(d for d in divisors(width) if d <= dot.max_pixels(cpu.vector_registers))
     producers = sch.get_producers(block)
     accumulator = sch.cache_write(block, 0, "local")
     sch.transform_layout(block, ("write", 0), lambda a, b, c, d: (a, c, d, b))
-    f_o, f_i = sch.split(f, [None, intrinsics.LANES])
+    f_o, f_i = sch.split(f, [None, LANES])
     x_o, x_i = sch.split(x, [None, pixels])
     sch.reorder(n, f_o, y, x_o, rc, ry, rx, x_i, f_i, ri)
-    parallelize_outer(sch, [n, f_o, y], cpu.cores, min_work=width * intrinsics.LANES * (extent(sch, rc) or 1) * 4)
+    parallelize_outer(sch, [n, f_o, y], cpu.cores, min_work=width * LANES * (extent(sch, rc) or 1) * dot.depth)
     sch.unroll(x_i)
     result = inline_epilogues(sch, accumulator)
     sch.reverse_compute_at(result, x_o)
@@ -44,19 +43,19 @@ def schedule_conv2d_int8(func: tirx.PrimFunc, cpu: CpuShape) -> s_tir.Schedule |
     sch.unroll(pixel)
     sch.vectorize(channel)
     sch.decompose_reduction(block, rc)
-    sch.tensorize(f_i, intrinsics.VNNI_16x4)
+    sch.tensorize(f_i, intrinsic)
     _vectorize_producers(sch, producers, cpu)
     return sch
 
 
-def _find_packed(sch: s_tir.Schedule, iter_kinds: str, data_rank: int, weight_rank: int):
-    """The block reducing uint8 data of `data_rank` dims with a packed int8 weight into int32."""
+def _find_packed(sch: s_tir.Schedule, iter_kinds: str, dot: DotScheme, data_rank: int, weight_rank: int):
+    """The block reducing data of `data_rank` dims with a packed weight, both on `dot`'s grids, into int32."""
     for block in sch.get_child_blocks(sch.get_sblock("root")):
         if sblock_iter_kinds(sch, block) != iter_kinds:
             continue
         stmt = sch.get(block)
         shapes = {(len(r.source.shape), str(r.source.dtype)) for r in stmt.reads}
-        if (data_rank, "uint8") in shapes and (weight_rank, "int8") in shapes and str(stmt.writes[0].source.dtype) == "int32":
+        if (data_rank, dot.data_dtype) in shapes and (weight_rank, dot.weight_dtype) in shapes and str(stmt.writes[0].source.dtype) == "int32":
             return block
     return None
 
@@ -69,26 +68,28 @@ def _vectorize_producers(sch: s_tir.Schedule, producers, cpu: CpuShape) -> None:
 
 
 def schedule_dense_int8(func: tirx.PrimFunc, cpu: CpuShape) -> s_tir.Schedule | None:
-    """The packed uint8 x int8 dense: A [M, K] (uint8), B [N/16, K/4, 16, 4] (int8), int32 [M, N].
+    """The packed dense: A [M, K], B [N/16, K/D, 16, D], int32 [M, N], on the scheme's grids.
 
-    A tile of `rows` rows x 16 columns accumulates in registers; each (16 columns x 4 depth) step
-    is one vpdpbusd reading 4 contiguous bytes of a row of A. Parallel over (row tile, column block).
+    A tile of `rows` rows x 16 columns accumulates in registers; each (16 columns x D depth) step
+    is one intrinsic call reading D contiguous values of a row of A. Parallel over (row tile,
+    column block).
     """
-    if not cpu.vnni:
+    dot = cpu.dot
+    if dot is None:
         return None
     sch = s_tir.Schedule(func)
-    block = _find_packed(sch, "SSRR", data_rank=2, weight_rank=4)
+    block = _find_packed(sch, "SSRR", dot, data_rank=2, weight_rank=4)
     if block is None:
         return None
-    intrinsics.register()
+    intrinsic = dot.intrinsic()
     m, n, rk, ri = sch.get_loops(block)
-    rows = max(d for d in divisors(extent(sch, m) or 1) if d <= MAX_PIXELS)
+    rows = max(d for d in divisors(extent(sch, m) or 1) if d <= dot.max_pixels(cpu.vector_registers))
     producers = sch.get_producers(block)
     accumulator = sch.cache_write(block, 0, "local")
     m_o, m_i = sch.split(m, [None, rows])
-    n_o, n_i = sch.split(n, [None, intrinsics.LANES])
+    n_o, n_i = sch.split(n, [None, LANES])
     sch.reorder(m_o, n_o, rk, m_i, n_i, ri)
-    parallelize_outer(sch, [m_o, n_o], cpu.cores, min_work=rows * intrinsics.LANES * (extent(sch, rk) or 1) * 4)
+    parallelize_outer(sch, [m_o, n_o], cpu.cores, min_work=rows * LANES * (extent(sch, rk) or 1) * dot.depth)
     sch.unroll(m_i)
     result = inline_epilogues(sch, accumulator)
     sch.reverse_compute_at(result, n_o)
@@ -96,6 +97,6 @@ def schedule_dense_int8(func: tirx.PrimFunc, cpu: CpuShape) -> s_tir.Schedule | 
     sch.unroll(row)
     sch.vectorize(column)
     sch.decompose_reduction(block, rk)
-    sch.tensorize(n_i, intrinsics.VNNI_16x4)
+    sch.tensorize(n_i, intrinsic)
     _vectorize_producers(sch, producers, cpu)
     return sch

@@ -1,0 +1,124 @@
+"""Packed layouts for the targets' dot-product instructions, and the TE computes that read them.
+
+Each dot-product scheme (dot_products.py) multiplies DEPTH activations by DEPTH weights into each
+of 16 int32 lanes. The rewrite hands it the layouts it wants, exact like the plain int8 forms:
+
+- activations move onto the scheme's grid: uint8 (VNNI) as q + 128, int8 (sdot, NEON) as
+  q - 128 for uint8 inputs, int16 (AVX2) as they are; the zero point moves with them, so the
+  values keep their meaning. They are padded with that zero point to a multiple of DEPTH input
+  channels;
+- weights are packed at compile time, 16 output channels by DEPTH input channels innermost;
+- the zero point's contribution, zp * sum(w) per output channel, is subtracted at the end.
+
+    conv2d  data [N, C/D, H, W, D]  weight [O/16, C/D, KH, KW, 16, D] -> int32 NCHW
+    dense   data [M, K] (K padded)  weight [N/16, K/D, 16, D]          -> int32 [M, N]
+
+The schedule that tensorizes these computes is schedules/conv2d_int8.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tvm import relax
+
+from edgekit.compiler.dot_products import LANES, DotScheme
+from edgekit.compiler.integer_values import Term, subtract_zero_point_correction
+
+# How a grid's integers move onto another grid of the same spacing: (offset, zero point offset).
+_GRID_SHIFTS = {("int8", "uint8"): 128, ("uint8", "int8"): -128}
+
+
+def packed_conv2d(bb: relax.BlockBuilder, call: relax.Call, x: Term, w: Term, scheme: DotScheme) -> relax.Expr:
+    """The int32 accumulator of conv2d `call` on activations `x` and constant int8 weights `w`, packed for `scheme`."""
+    attrs = call.attrs
+    depth = scheme.depth
+    data, zp = on_grid(bb, x, scheme.data_dtype)
+    n, channels, height, width = [int(d) for d in data.ty.shape]
+    extra = -channels % depth
+    top, left, bottom, right = [int(p) for p in attrs.padding]
+    if extra or top or left or bottom or right:
+        data = bb.emit(relax.op.nn.pad(data, [0, 0, 0, extra, top, bottom, left, right], pad_value=float(zp)))
+    groups = (channels + extra) // depth
+    height, width = height + top + bottom, width + left + right
+    data = bb.emit(relax.op.reshape(data, [n, groups, depth, height, width]))
+    data = bb.emit(relax.op.permute_dims(data, [0, 1, 3, 4, 2]))
+    out_channels, _, kh, kw = w.value.shape
+    weight = np.pad(w.value, [(0, 0), (0, extra), (0, 0), (0, 0)])
+    packed = weight.reshape(out_channels // LANES, LANES, groups, depth, kh, kw).transpose(0, 2, 4, 5, 1, 3)
+    out_h, out_w = [int(d) for d in list(call.ty.shape)[2:]]
+    strides = [int(s) for s in attrs.strides]
+    dilation = [int(d) for d in attrs.dilation]
+    weights = relax.const(np.ascontiguousarray(packed).astype(scheme.weight_dtype), scheme.weight_dtype)
+    acc = bb.emit_te(packed_conv_te, data, weights, (n, out_channels, out_h, out_w), strides, dilation, (kh, kw), primfunc_name_hint=_kernel_name("conv2d", scheme))
+    return subtract_zero_point_correction(bb, acc, zp, w.value, output_axis=0, shape=[1, -1, 1, 1])
+
+
+def packed_dense(bb: relax.BlockBuilder, a: Term, b: Term, out_shape: list[int], scheme: DotScheme) -> relax.Expr:
+    """The int32 accumulator of A x constant B as a packed dense for `scheme`.
+
+    Leading dims of A flatten into rows; K is padded to a multiple of DEPTH (A with its zero
+    point, B with zeros); B is packed at compile time to [N/16, K/DEPTH, 16, DEPTH].
+    """
+    depth = scheme.depth
+    data, zp = on_grid(bb, a, scheme.data_dtype)
+    rows_in, columns = b.value.shape
+    rows = int(np.prod(out_shape[:-1]))
+    data = bb.emit(relax.op.reshape(data, [rows, rows_in]))
+    extra = -rows_in % depth
+    if extra:
+        data = bb.emit(relax.op.nn.pad(data, [0, 0, 0, extra], pad_value=float(zp)))
+    weight = np.pad(b.value, [(0, extra), (0, 0)])
+    packed = weight.reshape((rows_in + extra) // depth, depth, columns // LANES, LANES).transpose(2, 0, 3, 1)
+    weights = relax.const(np.ascontiguousarray(packed).astype(scheme.weight_dtype), scheme.weight_dtype)
+    acc = bb.emit_te(packed_dense_te, data, weights, (rows, columns), depth, primfunc_name_hint=_kernel_name("dense", scheme))
+    acc = subtract_zero_point_correction(bb, acc, zp, b.value, output_axis=1, shape=[-1])
+    return bb.emit(relax.op.reshape(acc, out_shape))
+
+
+def _kernel_name(kind: str, scheme: DotScheme) -> str:
+    """conv2d_u8i8_packed (VNNI, the name earlier artifacts carry), conv2d_i8i8_packed, conv2d_i16i16_packed."""
+    short = {"uint8": "u8", "int8": "i8", "int16": "i16"}
+    return f"{kind}_{short[scheme.data_dtype]}{short[scheme.weight_dtype]}_packed"
+
+
+def on_grid(bb: relax.BlockBuilder, term: Term, dtype: str) -> tuple[relax.Expr, int]:
+    """`term`'s integers as `dtype` with the same meaning: (integers, zero point on that grid)."""
+    if term.dtype == dtype:
+        return term.q, int(term.zero_point)
+    if dtype == "int16":
+        return bb.emit(relax.op.astype(term.q, "int16")), int(term.zero_point)
+    offset = _GRID_SHIFTS[(term.dtype, dtype)]
+    widened = bb.emit(relax.op.astype(term.q, "int16"))
+    shifted = bb.emit(relax.op.add(widened, relax.const(offset, "int16")))
+    return bb.emit(relax.op.astype(shifted, dtype)), int(term.zero_point) + offset
+
+
+def packed_conv_te(data, weight, shape, strides, dilation, kernel):
+    from tvm import te
+
+    groups, depth = data.shape[1], data.shape[4]
+    rc = te.reduce_axis((0, groups), "rc")
+    ry = te.reduce_axis((0, kernel[0]), "ry")
+    rx = te.reduce_axis((0, kernel[1]), "rx")
+    ri = te.reduce_axis((0, depth), "ri")
+    return te.compute(
+        shape,
+        lambda b, f, y, x: te.sum(
+            data[b, rc, y * strides[0] + ry * dilation[0], x * strides[1] + rx * dilation[1], ri].astype("int32")
+            * weight[f // LANES, rc, ry, rx, f % LANES, ri].astype("int32"),
+            axis=[rc, ry, rx, ri],
+        ),
+        name="conv2d_packed",
+    )
+
+
+def packed_dense_te(data, weight, shape, depth):
+    from tvm import te
+
+    rk = te.reduce_axis((0, data.shape[1] // depth), "rk")
+    ri = te.reduce_axis((0, depth), "ri")
+    return te.compute(
+        shape,
+        lambda m, n: te.sum(data[m, rk * depth + ri].astype("int32") * weight[n // LANES, rk, n % LANES, ri].astype("int32"), axis=[rk, ri]),
+        name="dense_packed",
+    )

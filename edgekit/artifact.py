@@ -34,9 +34,10 @@ class Manifest:
     versions: dict[str, str]
     build: dict[str, Any]
     runtime: dict[str, Any]
-    # Fused kernel name -> {flops, macs, bytes}, counted at compile time (compiler/kernel_costs.py);
+    # Fused kernel name -> {flops, macs, bytes, schedule}, counted at compile time (compiler/kernel_costs.py;
+    # schedule: the default-schedule rule that scheduled it, "tuned" or "none");
     # empty for GPU builds and for artifacts of edgekit versions that did not count them.
-    kernels: dict[str, dict[str, int]] = field(default_factory=dict)
+    kernels: dict[str, dict[str, Any]] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
 
     def why_not_here(self) -> str | None:

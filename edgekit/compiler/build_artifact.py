@@ -92,7 +92,7 @@ def compile_onnx(source: Path, output: Path, options: CompileOptions | None = No
     database = None if options.device == "gpu" else find_database(target, options.tuning_db)
     if database is not None:
         console.info(f"using tuning records from {database}")
-    gpu, costs = None, {}
+    gpu, costs, schedules = None, {}, {}
     if options.device == "gpu":
         accelerator = target.accelerator
         with console.step(f"building for {target.name}'s {accelerator.name} ({accelerator.kind} {accelerator.arch})"):
@@ -102,7 +102,7 @@ def compile_onnx(source: Path, output: Path, options: CompileOptions | None = No
         with console.step(f"building for {target.name} ({target.cpu.triple}, {target.cpu.mcpu})"):
             fused = fused_module(lowered.module, target)
             costs = kernel_costs(fused)
-            executable = tvm.compile(fused, target=tvm.target.Target(target.tvm_cpu_target()), relax_pipeline=schedule_pipeline(target, database))
+            executable = tvm.compile(fused, target=tvm.target.Target(target.tvm_cpu_target()), relax_pipeline=schedule_pipeline(target, database, schedules))
 
     found_versions = versions.collect()
     with atomic_dir(output) as folder:
@@ -129,7 +129,7 @@ def compile_onnx(source: Path, output: Path, options: CompileOptions | None = No
                 "seconds": round(time.perf_counter() - started, 2),
             },
             runtime=_runtime_defaults(target, found_versions) | ({"gpu": gpu_summary(gpu.info)} if gpu else {}),
-            kernels={name: cost.to_dict() for name, cost in costs.items()},
+            kernels={name: cost.to_dict() | ({"schedule": schedules[name]} if name in schedules else {}) for name, cost in costs.items()},
         )
         write_manifest(folder, manifest)
     console.info(f"wrote {output} ({manifest.build['seconds']} s)")

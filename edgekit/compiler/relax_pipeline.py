@@ -58,9 +58,10 @@ def cpu_pipeline(target: TargetSpec, database: Path | None = None) -> tvm.transf
     return run
 
 
-def schedule_pipeline(target: TargetSpec, database: Path | None = None) -> tvm.transform.Pass:
+def schedule_pipeline(target: TargetSpec, database: Path | None = None, chosen: dict[str, str] | None = None) -> tvm.transform.Pass:
     """The relax_pipeline for `tvm.compile` from a fused module (`fused_module`): tuning records,
-    then default schedules, then TVM's CPU lowering and finalization."""
+    then default schedules, then TVM's CPU lowering and finalization. `chosen` receives each
+    kernel's schedule (see `default_schedules`)."""
     tvm_target = tvm.target.Target(target.tvm_cpu_target())
 
     @tvm.transform.module_pass(opt_level=0, name="edgekit_cpu_schedule")
@@ -68,7 +69,7 @@ def schedule_pipeline(target: TargetSpec, database: Path | None = None) -> tvm.t
         with tvm_target:
             if database is not None:
                 mod = relax.transform.MetaScheduleApplyDatabase(str(database))(mod)
-            mod = default_schedules(target)(mod)
+            mod = default_schedules(target, chosen)(mod)
             return tvm.transform.Sequential(cpu_passes.dataflow_lower_passes(tvm_target) + cpu_passes.finalize_passes(tvm_target))(mod)
 
     return run

@@ -61,11 +61,13 @@ def schedule_function(func: tirx.PrimFunc, cpu: CpuShape) -> tuple[str, tirx.Pri
     return None
 
 
-def default_schedules(target: TargetSpec) -> tvm.transform.Pass:
+def default_schedules(target: TargetSpec, chosen: dict[str, str] | None = None) -> tvm.transform.Pass:
     """A module pass scheduling every PrimFunc not scheduled yet, for `target`'s vector width and cores.
 
     In: a legalized, fused IRModule. Out: the same module with every PrimFunc scheduled and
     marked "tirx.is_scheduled", and constant weights packed for the kernels that read them.
+    `chosen`, if given, receives each function's schedule: a rule's name, "tuned" (a tuning
+    record scheduled it) or "none" (no rule applied: TVM's naive loops).
     """
     cpu = CpuShape.of(target)
 
@@ -73,10 +75,17 @@ def default_schedules(target: TargetSpec) -> tvm.transform.Pass:
     def run(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
         updates = {}
         for gvar, func in mod.functions_items():
-            if isinstance(func, tirx.PrimFunc) and not is_scheduled(func):
+            if not isinstance(func, tirx.PrimFunc):
+                continue
+            if is_scheduled(func):
+                rule = "tuned"
+            else:
                 scheduled = schedule_function(func, cpu)
+                rule = scheduled[0] if scheduled is not None else "none"
                 if scheduled is not None:
                     updates[gvar] = scheduled[1]
+            if chosen is not None:
+                chosen[gvar.name_hint] = rule
         # A copy: a pass must not change the module it was given (tuning reuses its input).
         mod = tvm.IRModule({**dict(mod.functions_items()), **updates}, attrs=mod.attrs, global_infos=mod.global_infos)
         return tvm.transform.Sequential(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from benchmark import MODELS as FP32_MODELS  # scripts/ is on the path when a script runs
+from benchmark import MORE_MODELS
 from rich.table import Table
 
 import edgekit
@@ -26,7 +27,7 @@ from edgekit.reference import Reference, random_inputs
 
 REPO = Path(__file__).resolve().parent.parent
 # The fp32 suite's models, plus the concat demo (residual adds and a concat in integers).
-MODELS = {"demo": FP32_MODELS["demo"], "concat": f"{REPO / 'edgekit' / 'demo' / 'digits_concat.py'}:digits_concat"} | FP32_MODELS
+MODELS = {"demo": FP32_MODELS["demo"], "concat": f"{REPO / 'edgekit' / 'demo' / 'digits_concat.py'}:digits_concat"} | FP32_MODELS | MORE_MODELS
 DIGITS_CALIB = REPO / "calibration_data" / "digits_calib.npz"
 
 

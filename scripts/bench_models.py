@@ -79,6 +79,57 @@ class MobileNetV2(nn.Module):
         return self.head(self.features(x).mean(dim=(2, 3)))
 
 
+class ConvSiLU(nn.Sequential):
+    """YOLOv8's Conv: conv, batch norm, SiLU."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int = 1, stride: int = 1) -> None:
+        super().__init__(nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, bias=False), nn.BatchNorm2d(c_out), nn.SiLU())
+
+
+class C2f(nn.Module):
+    """YOLOv8's C2f: split, a chain of residual bottlenecks, concat of every stage."""
+
+    def __init__(self, c_in: int, c_out: int, repeats: int, residual: bool = True) -> None:
+        super().__init__()
+        self.hidden = c_out // 2
+        self.stem = ConvSiLU(c_in, 2 * self.hidden)
+        self.blocks = nn.ModuleList(nn.Sequential(ConvSiLU(self.hidden, self.hidden, 3), ConvSiLU(self.hidden, self.hidden, 3)) for _ in range(repeats))
+        self.residual = residual
+        self.out = ConvSiLU((2 + repeats) * self.hidden, c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = list(self.stem(x).chunk(2, dim=1))
+        for block in self.blocks:
+            parts.append(parts[-1] + block(parts[-1]) if self.residual else block(parts[-1]))
+        return self.out(torch.cat(parts, dim=1))
+
+
+class YoloStyle(nn.Module):
+    """A YOLOv8n-style detector: Conv-BN-SiLU backbone of C2f blocks, SPPF, a top-down FPN with
+    nearest upsampling and concats, and a box/class head at strides 8 and 16 (widths 16-128)."""
+
+    def __init__(self, classes: int = 80) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(ConvSiLU(3, 16, 3, 2), ConvSiLU(16, 32, 3, 2), C2f(32, 32, 1))
+        self.p3 = nn.Sequential(ConvSiLU(32, 64, 3, 2), C2f(64, 64, 2))
+        self.p4 = nn.Sequential(ConvSiLU(64, 128, 3, 2), C2f(128, 128, 2))
+        self.sppf_in, self.sppf_out, self.pool = ConvSiLU(128, 64), ConvSiLU(256, 128), nn.MaxPool2d(5, 1, 2)
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.fuse3 = C2f(128 + 64, 64, 1, residual=False)
+        self.head3 = nn.Sequential(ConvSiLU(64, 64, 3), nn.Conv2d(64, 4 * 16 + classes, 1))
+        self.head4 = nn.Sequential(ConvSiLU(128, 64, 3), nn.Conv2d(64, 4 * 16 + classes, 1))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        p3 = self.p3(self.stem(x))
+        p4 = self.p4(p3)
+        a = self.sppf_in(p4)
+        b = self.pool(a)
+        c = self.pool(b)
+        p4 = self.sppf_out(torch.cat([a, b, c, self.pool(c)], dim=1))
+        p3 = self.fuse3(torch.cat([self.up(p4), p3], dim=1))
+        return self.head3(p3), self.head4(p4)
+
+
 class TransformerEncoder(nn.Module):
     """A BERT-style encoder: 4 layers, 256 hidden, 4 heads, 1024 feed-forward, 128 tokens."""
 
@@ -94,18 +145,53 @@ class TransformerEncoder(nn.Module):
         return self.norm(self.encoder(self.embed(input_ids) + self.position))
 
 
-def _images(size: int) -> tuple[torch.Tensor]:
-    return (torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0)),)
+def _images(size: int, batch: int = 1, seed: int = 0) -> tuple[torch.Tensor]:
+    return (torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed)),)
+
+
+def _settled(model: nn.Module, size: int) -> nn.Module:
+    """`model` in eval mode with its batch-norm statistics measured on random images.
+
+    Freshly initialized statistics (mean 0, variance 1) let activations shrink or grow layer
+    after layer until a deep network's output no longer depends on its input (MobileNetV2's did:
+    the same logits for every image), which no int8 grid can represent. Measured statistics keep
+    every layer's activations near unit scale, as training would.
+    """
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.momentum = None  # a cumulative average over the settling batches
+    model.train()
+    with torch.no_grad():
+        for seed in range(4):
+            model(*_images(size, batch=8, seed=100 + seed))
+    return model.eval()
 
 
 def resnet18():
     torch.manual_seed(0)
-    return ResNet18().eval(), _images(224)
+    return _settled(ResNet18(), 224), _images(224)
 
 
 def mobilenet_v2():
     torch.manual_seed(0)
-    return MobileNetV2().eval(), _images(224)
+    return _settled(MobileNetV2(), 224), _images(224)
+
+
+def resnet18_112():
+    """ResNet-18 at 112x112, the size of the board-less (estimated A76/A78AE) benchmarks: qemu runs ~50x slower than the host."""
+    torch.manual_seed(0)
+    return _settled(ResNet18(), 112), _images(112)
+
+
+def mobilenet_v2_112():
+    torch.manual_seed(0)
+    return _settled(MobileNetV2(), 112), _images(112)
+
+
+def yolo_style():
+    """The YOLOv8n-style detector at 160x160: SiLU everywhere, nearest upsampling, concats, SPPF max pools."""
+    torch.manual_seed(0)
+    return _settled(YoloStyle(), 160), _images(160)
 
 
 def transformer_encoder():

@@ -34,6 +34,10 @@ MODELS = {
     "mobilenet_v2": f"{REPO / 'scripts' / 'bench_models.py'}:mobilenet_v2",
     "transformer": f"{REPO / 'scripts' / 'bench_models.py'}:transformer_encoder",
 }
+# The int8 and board-less benchmarks' extra models (scripts/bench_int8.py, the estimate tables).
+MORE_MODELS = {
+    name: f"{REPO / 'scripts' / 'bench_models.py'}:{name}" for name in ("resnet18_112", "mobilenet_v2_112", "yolo_style")
+}
 BEGIN, END = "<!-- benchmark.py: begin -->", "<!-- benchmark.py: end -->"
 ORT = "ONNX Runtime"
 HARNESS = "the loop alone (no inference)"

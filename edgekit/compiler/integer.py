@@ -33,7 +33,8 @@ from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from edgekit.compiler.dot_products import DotScheme
-from edgekit.compiler.integer_rules import CLOSES, OPENS, select_rule, tensor_args
+from edgekit.compiler.integer_rules import CLOSES, DESCRIBES, OPENS, select_rule, tensor_args
+from edgekit.compiler.integer_tables import Lookup
 from edgekit.compiler.integer_values import IntValue, scalar_constant, to_float
 
 
@@ -44,6 +45,7 @@ class IntegerReport:
     integer_ops: dict[str, int] = field(default_factory=dict)
     float_ops: dict[str, int] = field(default_factory=dict)
     ir_summary: dict[str, int] = field(default_factory=dict)  # "op(input dtypes) -> output dtype": count
+    tables: list[dict] = field(default_factory=list)  # each lookup table: its function, input and output grids
 
     def count(self, table: dict[str, int], name: str) -> None:
         table[name] = table.get(name, 0) + 1
@@ -54,6 +56,7 @@ class IntegerReport:
             "integer_ops": dict(sorted(self.integer_ops.items())),
             "float_ops": dict(sorted(self.float_ops.items())),
             "ir_dtype_summary": dict(sorted(self.ir_summary.items())),
+            "lookup_tables": list(self.tables),
         }
 
 
@@ -148,7 +151,10 @@ class _IntegerRewriter(PyExprMutator):
         result = rule.build(self.builder_, match)
         if rule.counted_as is not None:
             self.report.count(self.report.integer_ops, rule.counted_as)
-        if rule.role == OPENS:
+        if isinstance(result, Lookup):
+            self.report.tables.append(result.description)
+            result = result.expr
+        if rule.role in (OPENS, DESCRIBES):
             return call, result
         if rule.role == CLOSES:
             return result, None

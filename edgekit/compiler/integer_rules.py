@@ -21,6 +21,9 @@ from tvm.ir.expr import Constant
 from tvm.ir.prim.expr import FloatImm, IntImm
 
 from edgekit.compiler import integer_builders as build
+from edgekit.compiler import integer_elementwise as elementwise
+from edgekit.compiler.integer_elementwise import FloatConstant, NoOperands, VarOperands
+from edgekit.compiler.integer_tables import ELEMENTWISE, TableFunction
 from edgekit.compiler.integer_values import INT_RANGES, IntValue, Match, Term
 from edgekit.compiler.dot_products import LANES, DotScheme
 
@@ -28,6 +31,7 @@ from edgekit.compiler.dot_products import LANES, DotScheme
 OPENS = "opens"  # a region's entry (DequantizeLinear): the call stays, its integers become known
 INSIDE = "inside"  # the op runs on integers; its float meaning stays available for float consumers
 CLOSES = "closes"  # a region's exit onto an int8 grid (QuantizeLinear): the call becomes the integers
+DESCRIBES = "describes"  # the float call stays (for float consumers); its value becomes known without code (a chain to tabulate)
 
 
 # -- which arguments are tensors ------------------------------------------------------------------
@@ -78,15 +82,16 @@ class Rule:
     build: Callable[[relax.BlockBuilder, Match], IntValue | relax.Expr]
     role: str = INSIDE
     count: str | None = None  # the report's integer_ops key; None: the op without "relax."
+    takes: tuple[type, ...] = (IntValue,)  # the kinds of value its tensor operands must be
 
     def __post_init__(self) -> None:
-        if self.role not in (OPENS, INSIDE, CLOSES):
-            raise ValueError(f"rule {self.name}: role must be one of {OPENS}, {INSIDE}, {CLOSES}")
+        if self.role not in (OPENS, INSIDE, CLOSES, DESCRIBES):
+            raise ValueError(f"rule {self.name}: role must be one of {OPENS}, {INSIDE}, {CLOSES}, {DESCRIBES}")
 
     @property
     def counted_as(self) -> str | None:
         """What the report counts this rule under; region entries are not integer ops of their own."""
-        if self.role == OPENS:
+        if self.role in (OPENS, DESCRIBES):
             return None
         return self.count if self.count is not None else self.op.removeprefix("relax.")
 
@@ -245,11 +250,15 @@ def unnested_parts(m: Match) -> bool:
 # -- the table ----------------------------------------------------------------------------------------------
 
 FIRST, FIRST_TWO = Operands((0,)), Operands((0, 1))
+# A chain step's operands: int8 values, chains on them, or constants the graph computed.
+CHAIN_VALUES = (IntValue, TableFunction, FloatConstant)
 
 RULES: tuple[Rule, ...] = (
     # Region edges.
     Rule("dequantize", "relax.dequantize", FIRST, when=constant_grid, build=build.open_region, role=OPENS),
     Rule("requantize", "relax.quantize", FIRST, when=per_tensor_int8_output, build=build.requantize_output, role=CLOSES, count="requantize"),
+    Rule("lookup-table", "relax.quantize", FIRST, when=elementwise.tabulable_output, build=elementwise.tabulated_output, role=CLOSES,
+         count="lookup table", takes=(TableFunction,)),
     # int8 x int8 with int32 accumulation; the packed dot-product forms (dot_products.py) first.
     Rule("conv2d-packed", "relax.nn.conv2d", FIRST_TWO, when=packable_conv2d, build=build.conv2d_packed),
     Rule("conv2d", "relax.nn.conv2d", FIRST_TWO, when=constant_symmetric_int8_weights, build=build.conv2d_int8),
@@ -259,6 +268,8 @@ RULES: tuple[Rule, ...] = (
     # Sums: a bias on the accumulator's grid adds in int32, anything else stays a sum of terms.
     Rule("bias-add", "relax.add", FIRST_TWO, when=int32_on_one_grid, build=build.bias_add),
     Rule("add", "relax.add", FIRST_TWO, when=unclamped_operands, build=build.add_terms),
+    # A product of two int8 terms in int32 (by a float constant or of a chain: the multiply-chain rule below).
+    Rule("multiply", "relax.multiply", FIRST_TWO, when=elementwise.two_int8_grids, build=elementwise.multiply_grids),
     # Clamps fold into the next requantization's output range.
     Rule("relu", "relax.nn.relu", FIRST, when=not_concatenated, build=build.relu_clamp),
     Rule("clip", "relax.clip", FIRST, when=constant_bounds, build=build.clip_clamp),
@@ -267,11 +278,20 @@ RULES: tuple[Rule, ...] = (
     # Pooling.
     Rule("max-pool2d", "relax.nn.max_pool2d", FIRST, when=positive_scale_integers, build=build.max_pool2d_int),
     Rule("mean", "relax.mean", FIRST, when=single_per_tensor_term, build=build.mean_as_sum),
+    Rule("resize-nearest", "relax.image.resize2d", FIRST, when=elementwise.nearest_resize, build=elementwise.resize_integers, count="resize2d (nearest)"),
     # Data movement: the integers move, the grids follow.
     Rule("reshape", "relax.reshape", FIRST, when=followable_layout, build=build.layout_terms),
     Rule("permute-dims", "relax.permute_dims", FIRST, when=followable_layout, build=build.layout_terms),
     Rule("concat-one-grid", "relax.concat", TupleFields(0), when=parts_on_one_grid, build=build.concat_one_grid),
     Rule("concat", "relax.concat", TupleFields(0), when=unnested_parts, build=build.concat_parts),
+    Rule("float-constant", "relax.reshape", NoOperands(), when=elementwise.reshaped_float_constant, build=elementwise.float_constant, role=DESCRIBES),
+    # Elementwise functions of one int8 tensor, after the rules above for the same op: a chain
+    # (integer_tables.py) that the next Quantize tabulates; its float calls stay for float consumers.
+    *(
+        Rule(f"{op.removeprefix('relax.').removeprefix('nn.')}-chain", op, VarOperands(), when=elementwise.elementwise_of_one_int8_tensor,
+             build=elementwise.extend_chain, role=DESCRIBES, takes=CHAIN_VALUES)
+        for op in ELEMENTWISE
+    ),
 )
 
 # Each op's rules, in table order.
@@ -288,7 +308,7 @@ def select_rule(
     """
     for rule in _BY_OP.get(call.op.name, ()):
         inputs = tuple(values.get(arg) if isinstance(arg, relax.Var) else None for arg in rule.tensor_args(call))
-        if rule.role != OPENS and any(value is None for value in inputs):
+        if rule.role != OPENS and not all(isinstance(value, rule.takes) for value in inputs):
             continue
         match = Match(call, inputs, dot, scalars if scalars is not None else {})
         if rule.when(match):
@@ -297,6 +317,10 @@ def select_rule(
 
 
 def tensor_args(call: relax.Call) -> list[relax.Expr]:
-    """The tensor operands of any call, as its rules select them (the first operand for ops no rule takes)."""
+    """The tensor operands of any call, as its rules select them (the first operand for ops no rule takes).
+
+    Rules that emit code select one way per op; chain steps (DESCRIBES) come after them and may
+    select only the vars among the operands (constants are read from the call).
+    """
     rules = _BY_OP.get(call.op.name)
     return rules[0].tensor_args(call) if rules else [call.args[0]]

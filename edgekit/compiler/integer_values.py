@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from tvm import relax
-from tvm.ir.expr import Constant
+from tvm.ir.expr import Constant, GenericConst
 
 if TYPE_CHECKING:
     from edgekit.compiler.dot_products import DotScheme
@@ -92,7 +92,8 @@ class Match:
 
 def scalar_constant(expr: relax.Expr, scalars: Mapping[relax.Var, np.ndarray]) -> np.ndarray | None:
     """`expr`'s value as a 0-d array if it is a one-element constant or a scalar the graph computed."""
-    if isinstance(expr, Constant) and expr.value.numpy().size == 1:
+    # GenericConst, not Constant: TVM 0.27's IntImm/FloatImm (Clip's imported bounds) are Constants too.
+    if isinstance(expr, GenericConst) and expr.value.numpy().size == 1:
         return expr.value.numpy().reshape(())
     return scalars.get(expr) if isinstance(expr, relax.Var) else None
 

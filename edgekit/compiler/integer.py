@@ -34,6 +34,7 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from edgekit.compiler.dot_products import DotScheme
 from edgekit.compiler.integer_rules import CLOSES, DESCRIBES, OPENS, select_rule, tensor_args
+from edgekit.compiler.integer_layout import SplitParts
 from edgekit.compiler.integer_tables import Lookup
 from edgekit.compiler.integer_values import IntValue, scalar_constant, to_float
 
@@ -130,6 +131,11 @@ class _IntegerRewriter(PyExprMutator):
 
     def visit_var_binding_(self, binding: relax.VarBinding) -> None:
         value = self.visit_expr(binding.value)
+        if isinstance(value, relax.TupleGetItem) and isinstance(self.values.get(value.tuple_value), SplitParts):
+            # One part of an integer Split: the float part stays for float consumers.
+            self.builder_.emit_normalized(relax.VarBinding(binding.var, value))
+            self.values[binding.var] = self.values[value.tuple_value].part(self.builder_.emit, int(value.index))
+            return
         scalar = self._scalar_of(value)
         if scalar is not None:
             self.scalars[binding.var] = scalar

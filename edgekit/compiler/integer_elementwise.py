@@ -223,26 +223,3 @@ def _centred_int32(bb: relax.BlockBuilder, term: Term) -> relax.Expr:
     if int(term.zero_point) == 0:
         return widened
     return bb.emit(relax.op.subtract(widened, axis_constant(term.zero_point.astype(np.int32), None, 0)))
-
-
-# -- resizing ---------------------------------------------------------------------------------------------------------
-
-
-def nearest_resize(m: Match) -> bool:
-    """resize2d by nearest neighbour of one term: it only picks integers, the grid stays."""
-    (value,) = m.inputs
-    term = value.single
-    return term is not None and str(m.call.attrs.method) == "nearest_neighbor" and term.dtype in INT_RANGES
-
-
-def resize_integers(bb: relax.BlockBuilder, m: Match) -> IntValue:
-    (value,) = m.inputs
-    term = value.single
-    a = m.call.attrs
-    resized = bb.emit(
-        relax.op.image.resize2d(
-            term.q, m.call.args[1], roi=a.roi, layout=a.layout, method=a.method, coordinate_transformation_mode=a.coordinate_transformation_mode,
-            rounding_method=a.rounding_method, cubic_alpha=a.cubic_alpha, cubic_exclude=a.cubic_exclude, extrapolation_value=a.extrapolation_value,
-        )
-    )
-    return IntValue((Term(resized, term.dtype, term.scale, term.zero_point, term.axis),))

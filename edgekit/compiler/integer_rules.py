@@ -22,6 +22,7 @@ from tvm.ir.prim.expr import FloatImm, IntImm
 
 from edgekit.compiler import integer_builders as build
 from edgekit.compiler import integer_elementwise as elementwise
+from edgekit.compiler import integer_layout as layout
 from edgekit.compiler.integer_elementwise import FloatConstant, NoOperands, VarOperands
 from edgekit.compiler.integer_tables import ELEMENTWISE, TableFunction
 from edgekit.compiler.integer_values import INT_RANGES, IntValue, Match, Term
@@ -31,7 +32,7 @@ from edgekit.compiler.dot_products import LANES, DotScheme
 OPENS = "opens"  # a region's entry (DequantizeLinear): the call stays, its integers become known
 INSIDE = "inside"  # the op runs on integers; its float meaning stays available for float consumers
 CLOSES = "closes"  # a region's exit onto an int8 grid (QuantizeLinear): the call becomes the integers
-DESCRIBES = "describes"  # the float call stays (for float consumers); its value becomes known without code (a chain to tabulate)
+DESCRIBES = "describes"  # the float call stays for float consumers; its value becomes known (a chain to tabulate, a split's parts)
 
 
 # -- which arguments are tensors ------------------------------------------------------------------
@@ -91,7 +92,7 @@ class Rule:
     @property
     def counted_as(self) -> str | None:
         """What the report counts this rule under; region entries are not integer ops of their own."""
-        if self.role in (OPENS, DESCRIBES):
+        if self.role == OPENS or (self.role == DESCRIBES and self.count is None):
             return None
         return self.count if self.count is not None else self.op.removeprefix("relax.")
 
@@ -278,12 +279,13 @@ RULES: tuple[Rule, ...] = (
     # Pooling.
     Rule("max-pool2d", "relax.nn.max_pool2d", FIRST, when=positive_scale_integers, build=build.max_pool2d_int),
     Rule("mean", "relax.mean", FIRST, when=single_per_tensor_term, build=build.mean_as_sum),
-    Rule("resize-nearest", "relax.image.resize2d", FIRST, when=elementwise.nearest_resize, build=elementwise.resize_integers, count="resize2d (nearest)"),
+    Rule("resize-nearest", "relax.image.resize2d", FIRST, when=layout.nearest_resize, build=layout.resize_integers, count="resize2d (nearest)"),
     # Data movement: the integers move, the grids follow.
     Rule("reshape", "relax.reshape", FIRST, when=followable_layout, build=build.layout_terms),
     Rule("permute-dims", "relax.permute_dims", FIRST, when=followable_layout, build=build.layout_terms),
     Rule("concat-one-grid", "relax.concat", TupleFields(0), when=parts_on_one_grid, build=build.concat_one_grid),
     Rule("concat", "relax.concat", TupleFields(0), when=unnested_parts, build=build.concat_parts),
+    Rule("split", "relax.split", FIRST, when=layout.splittable, build=layout.split_integers, role=DESCRIBES, count="split"),
     Rule("float-constant", "relax.reshape", NoOperands(), when=elementwise.reshaped_float_constant, build=elementwise.float_constant, role=DESCRIBES),
     # Elementwise functions of one int8 tensor, after the rules above for the same op: a chain
     # (integer_tables.py) that the next Quantize tabulates; its float calls stay for float consumers.

@@ -14,6 +14,8 @@ from edgekit.quantizer.graph import GraphView
 from edgekit.quantizer.recipe import Recipe
 
 ACTIVATION_FUNCTIONS = ("Relu", "Clip")
+# Elementwise functions that compile to a 256-entry lookup table on their int8 input's grid.
+TABLE_FUNCTIONS = ("Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "LeakyRelu", "PRelu", "Elu")
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class OpRule:
     bias: int | None = None
     passes_scale: bool = False
     fuses_activation: bool = False
+    table: bool = False  # an elementwise function of its one quantized input: a lookup table when compiled
 
 
 def _attr(node: onnx.NodeProto, name: str, default):
@@ -61,6 +64,7 @@ QUANTIZERS: dict[str, OpRule] = {
     "MaxPool": OpRule((0,), passes_scale=True),
     "AveragePool": OpRule((0,)),
     "GlobalAveragePool": OpRule((0,)),
+    "ReduceMean": OpRule((0,)),  # torch's adaptive_avg_pool2d(x, 1) and x.mean((2, 3)); axes is an input since opset 18
     "Relu": OpRule((0,)),
     "Clip": OpRule((0,)),
     "Reshape": OpRule((0,), passes_scale=True),
@@ -68,6 +72,11 @@ QUANTIZERS: dict[str, OpRule] = {
     "Transpose": OpRule((0,), passes_scale=True),
     "Squeeze": OpRule((0,), passes_scale=True),
     "Unsqueeze": OpRule((0,), passes_scale=True),
+    "Split": OpRule((0,), passes_scale=True),
+    # Resize picks (nearest) or interpolates (linear) its input's values: never outside their range.
+    "Resize": OpRule((0,), passes_scale=True),
+    # The slope of PRelu stays a float constant: it is part of the table.
+    **{op: OpRule((0,), table=True) for op in TABLE_FUNCTIONS},
 }
 
 
@@ -117,6 +126,9 @@ class Plan:
     fused: dict[str, str]  # tensor -> the Relu/Clip node that runs in its producer's integer output
     notes: dict[str, list[str]]  # node -> extra facts for the record (bias left float, ...)
     producers: dict[str, str] = field(default_factory=dict)  # fused tensor -> its producer node
+    # tensor -> the Mul that reads it beside the table function's own input (SiLU: x * sigmoid(x)):
+    # not quantized, the function and the product compile to one table.
+    tables: dict[str, str] = field(default_factory=dict)
 
     def quantized_nodes(self) -> set[str]:
         return {d.name for d in self.nodes if d.quantized}
@@ -147,6 +159,7 @@ def make_plan(view: GraphView, recipe: Recipe, extreme: dict[str, str] | None = 
     _passthrough_follows_producer(view, decisions)
     quantized = {d.name for d in decisions if d.quantized}
     fused = _fusions(view, quantized)
+    tables = _table_products(view, quantized)
     activations: dict[str, ActivationPlan] = {}
     constants: list[ConstantPlan] = []
     notes: dict[str, list[str]] = {}
@@ -160,7 +173,7 @@ def make_plan(view: GraphView, recipe: Recipe, extreme: dict[str, str] | None = 
                 plan = _constant_plan(view, recipe, node, rule, index, notes)
                 if plan:
                     constants.append(plan)
-            elif tensor not in fused:
+            elif tensor not in fused and tensor not in tables:
                 producer = view.producer.get(tensor)
                 entry = activations.setdefault(tensor, ActivationPlan(tensor, producer.name if producer else None, producer.op_type if producer else None))
                 entry.consumers.append(node.name)
@@ -170,10 +183,11 @@ def make_plan(view: GraphView, recipe: Recipe, extreme: dict[str, str] | None = 
         producer = view.producer.get(tensor)
         if producer is not None and producer.name in quantized and QUANTIZERS[producer.op_type].passes_scale:
             source = producer.input[0]
-            if source in activations and tensor == producer.output[0]:
+            if source in activations and tensor in producer.output:  # every output of a Split
                 entry.shares_with = source
     _link_biases(constants, activations, fused, view)
-    return Plan(decisions, activations, constants, fused, notes, {t: view.producer[t].name for t in fused})
+    _note_tables(view, quantized, tables, activations, notes)
+    return Plan(decisions, activations, constants, fused, notes, {t: view.producer[t].name for t in fused}, tables)
 
 
 def _decide(view: GraphView, recipe: Recipe, node: onnx.NodeProto, extreme: dict[str, str], float_nodes: dict[str, str]) -> NodeDecision:
@@ -244,6 +258,37 @@ def _fusions(view: GraphView, quantized: set[str]) -> dict[str, str]:
             if user.op_type in ACTIVATION_FUNCTIONS and user.name in quantized and index == 0:
                 fused[output] = user.name
     return fused
+
+
+def _table_products(view: GraphView, quantized: set[str]) -> dict[str, str]:
+    """Table outputs whose only consumer is a quantized Mul of them by the function's own input (x * f(x))."""
+    products = {}
+    for node in view.nodes:
+        if node.name not in quantized or not QUANTIZERS[node.op_type].table:
+            continue
+        output = node.output[0]
+        users = view.consumers.get(output, [])
+        if len(users) != 1 or output in view.graph_outputs:
+            continue
+        user, index = users[0]
+        if user.op_type == "Mul" and user.name in quantized and len(user.input) == 2 and user.input[1 - index] == node.input[0]:
+            products[output] = user.name
+    return products
+
+
+def _note_tables(view: GraphView, quantized: set[str], tables: dict[str, str], activations: dict[str, ActivationPlan], notes: dict) -> None:
+    """Say for every table function which grids its table maps between (the compiler builds it from them)."""
+    for node in view.nodes:
+        if node.name not in quantized or not QUANTIZERS[node.op_type].table:
+            continue
+        output, last = node.output[0], node.name
+        if output in tables:
+            last = tables[output]
+            notes.setdefault(last, []).append(f"one lookup table with {node.name}: {node.input[0]} * {node.op_type}({node.input[0]})")
+            output = view.node(last).output[0]
+        into = f"the int8 grid of {output}" if output in activations else f"float {output} (no quantized consumer: runs in float)"
+        with_product = f" times its input (with {last})" if last != node.name else ""
+        notes.setdefault(node.name, []).append(f"lookup table: {node.op_type}{with_product} from the int8 grid of {node.input[0]} into {into}")
 
 
 def _constant_plan(view: GraphView, recipe: Recipe, node: onnx.NodeProto, rule: OpRule, index: int, notes: dict) -> ConstantPlan | None:

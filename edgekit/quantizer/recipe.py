@@ -33,7 +33,8 @@ DEFAULT_RECIPE = "int8-default"
 # The op types edgekit has an int8 rule for (plan.QUANTIZERS; a test keeps the two equal).
 SUPPORTED_OPS = (
     "Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Mul", "Concat", "MaxPool", "AveragePool",
-    "GlobalAveragePool", "Relu", "Clip", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze",
+    "GlobalAveragePool", "Relu", "Clip", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Split", "Resize", "ReduceMean",
+    "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "LeakyRelu", "PRelu", "Elu",
 )
 DEFAULT_OPS = SUPPORTED_OPS
 # Masks and sentinels (-1e9, float min) are far above any real activation: such tensors stay float.

@@ -1,0 +1,132 @@
+"""Networks whose activations are lookup tables in int8: each a `file.py:factory` export source.
+
+Random weights from fixed seeds, BatchNorm statistics set to non-trivial values: the tests check
+that these run integer end to end and agree with ONNX Runtime, which needs no training.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def conv_bn(cin: int, cout: int, k: int = 3, s: int = 1, act: nn.Module | None = None, groups: int = 1) -> nn.Sequential:
+    layers = [nn.Conv2d(cin, cout, k, s, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
+    return nn.Sequential(*layers, act if act is not None else nn.SiLU())
+
+
+class Bottleneck(nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.cv1, self.cv2 = conv_bn(c, c), conv_bn(c, c)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.cv2(self.cv1(x))
+
+
+class C2f(nn.Module):
+    """YOLOv8's C2f: split, a chain of residual bottlenecks, concat of every stage, 1x1 conv."""
+
+    def __init__(self, cin: int, cout: int, n: int = 1) -> None:
+        super().__init__()
+        self.c = cout // 2
+        self.cv1 = conv_bn(cin, 2 * self.c, 1)
+        self.cv2 = conv_bn((2 + n) * self.c, cout, 1)
+        self.m = nn.ModuleList(Bottleneck(self.c) for _ in range(n))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = list(self.cv1(x).chunk(2, 1))
+        y.extend(m(y[-1]) for m in self.m)
+        return self.cv2(torch.cat(y, 1))
+
+
+class YoloBlock(nn.Module):
+    """A YOLOv8-style neck in small: Conv-BN-SiLU stem, C2f, a stride-2 conv, nearest upsample, concat, head conv."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = conv_bn(3, 16, 3, 2)
+        self.c2f = C2f(16, 32)
+        self.down = conv_bn(32, 32, 3, 2)
+        self.fuse = C2f(64, 32)
+        self.head = nn.Conv2d(32, 8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.c2f(self.stem(x))
+        b = F.interpolate(self.down(a), scale_factor=2.0, mode="nearest")
+        return self.head(self.fuse(torch.cat([b, a], 1)))
+
+
+class SqueezeExcite(nn.Module):
+    def __init__(self, c: int, r: int = 4) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Conv2d(c, c // r, 1), nn.Conv2d(c // r, c, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = F.hardsigmoid(self.fc2(F.relu(self.fc1(F.adaptive_avg_pool2d(x, 1)))))
+        return x * gate
+
+
+class MobileV3Block(nn.Module):
+    """MobileNetV3-style: hard-swish stem, inverted residual with depthwise conv, squeeze-excite, pooled head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = conv_bn(3, 16, 3, 2, nn.Hardswish())
+        self.expand = conv_bn(16, 64, 1, act=nn.Hardswish())
+        self.depthwise = conv_bn(64, 64, 3, groups=64, act=nn.Hardswish())
+        self.se = SqueezeExcite(64)
+        self.project = nn.Sequential(nn.Conv2d(64, 16, 1, bias=False), nn.BatchNorm2d(16))
+        self.head = nn.Conv2d(16, 10, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.stem(x)
+        y = y + self.project(self.se(self.depthwise(self.expand(y))))
+        return self.head(F.adaptive_avg_pool2d(y, 1)).flatten(1)
+
+
+class PReluNet(nn.Module):
+    """MTCNN's P-Net: convs with per-channel PReLU, max pooling, a leaky-ReLU branch, two heads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(3, 10, 3), nn.PReLU(10), nn.MaxPool2d(2, 2, ceil_mode=True),
+            nn.Conv2d(10, 16, 3), nn.PReLU(16),
+            nn.Conv2d(16, 32, 3), nn.PReLU(),  # one slope for every channel
+        )
+        self.leaky = nn.Sequential(nn.Conv2d(32, 32, 1), nn.LeakyReLU(0.1))
+        self.score, self.box = nn.Conv2d(32, 2, 1), nn.Conv2d(32, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = self.leaky(self.body(x))
+        return self.score(y), self.box(y)
+
+
+def _randomize(model: nn.Module) -> nn.Module:
+    gen = torch.Generator().manual_seed(3)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.copy_(torch.randn(module.num_features, generator=gen) * 0.1)
+            module.running_var.copy_(torch.rand(module.num_features, generator=gen) + 0.5)
+            module.weight.data.copy_(torch.rand(module.num_features, generator=gen) + 0.5)
+            module.bias.data.copy_(torch.randn(module.num_features, generator=gen) * 0.2)
+        if isinstance(module, nn.PReLU):
+            module.weight.data.copy_(torch.rand(module.weight.shape, generator=gen) * 0.5)
+    return model.eval()
+
+
+def yolo_block():
+    torch.manual_seed(0)
+    return _randomize(YoloBlock()), (torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1)),)
+
+
+def mobile_v3_block():
+    torch.manual_seed(0)
+    return _randomize(MobileV3Block()), (torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(1)),)
+
+
+def prelu_net():
+    torch.manual_seed(0)
+    return _randomize(PReluNet()), (torch.randn(1, 3, 24, 24, generator=torch.Generator().manual_seed(1)),)

@@ -54,9 +54,10 @@ def test_conv_and_matmul_run_in_int8(tmp_path, int8_model):
     assert packed_convolutions(summary, "int16, int16") == 4
     assert summary["matmul(int8, int8) -> int32"] == 1
     assert not any(key.startswith(("nn.conv2d(float", "matmul(float")) for key in summary)
-    # Floats are left only at region edges (input quantize, output dequantize) and in the
-    # ReduceMean the quantizer kept float.
-    assert set(integer["float_ops"]) <= {"add", "multiply", "clip", "mean"}
+    # Floats are left only at region edges (input quantize, output dequantize); the ReduceMean
+    # is an int32 sum on a finer grid.
+    assert set(integer["float_ops"]) <= {"add", "multiply", "clip"}
+    assert integer["integer_ops"]["mean"] == 1
     assert integer["integer_ops"]["requantize"] >= 5
     # The rewrite checked itself against the QDQ model in ONNX Runtime: a logit is a dequantized
     # float, so it counts against its range, and the demo's integer path lands well inside it.
@@ -79,12 +80,32 @@ def test_integer_artifact_checks_against_the_qdq_model_and_keeps_accuracy(tmp_pa
 def test_int8_tensors_agree_with_onnxruntime_to_one_lsb(int8_model):
     rows = compare_with_onnxruntime(int8_model, EVAL_DATA, samples=60)
     int8_rows = [r for r in rows if r.kind == "int8"]
-    assert len(int8_rows) >= 7
+    assert len(int8_rows) >= 9
+    inputs = quantized_inputs(onnx.load(str(int8_model)))
+    assert inputs["relu_3_quantized"] == 2 and inputs["relu_2_quantized"] == 1  # the residual Add
     for row in int8_rows:
         # Integer accumulation is exact; the only differences are rounding ties and float
-        # rounding in ONNX Runtime's float-domain QDQ execution: one LSB, rarely.
-        assert row.max_lsb <= 1, row
+        # rounding in ONNX Runtime's float-domain QDQ execution: one LSB, rarely, per tensor.
+        # Each run computes a tensor from its own inputs, so an op fed by k int8 tensors that
+        # each may be one LSB off can land up to k LSB off.
+        assert row.max_lsb <= max(1, inputs.get(row.tensor, 1)), row
         assert row.equal_fraction >= 0.999, row
+
+
+def quantized_inputs(model: onnx.ModelProto) -> dict[str, int]:
+    """For each quantized tensor, how many int8 activations feed the float region that computes it."""
+    producer = {out: node for node in model.graph.node for out in node.output}
+    constants = {init.name for init in model.graph.initializer}
+
+    def sources(tensor: str) -> set[str]:
+        node = producer.get(tensor)
+        if node is None:
+            return set()
+        if node.op_type == "DequantizeLinear":
+            return set() if node.input[0] in constants else {node.input[0]}
+        return set().union(*(sources(name) for name in node.input if name))
+
+    return {node.output[0]: len(sources(node.input[0])) for node in model.graph.node if node.op_type == "QuantizeLinear"}
 
 
 def test_outputs_are_bit_identical_across_runs_and_thread_counts(exposed_x86, samples):

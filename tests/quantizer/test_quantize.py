@@ -75,7 +75,7 @@ def test_qdq_model_is_quantized_the_way_the_record_says(demo_int8):
     assert ops.count("DequantizeLinear") == record["summary"]["quantized_activations"] + record["summary"]["quantized_constants"]
     precision = {n["name"]: n["precision"] for n in record["nodes"]}
     assert precision["node_Conv_67"] == "int8" and precision["node_linear"] == "int8"
-    assert precision["node_mean"] == "float"  # ReduceMean has no int8 rule
+    assert precision["node_mean"] == "int8"  # ReduceMean averages on the integer grid
     reasons = {n["name"]: n["reason"] for n in record["nodes"] if n["precision"] == "float"}
     assert all(reasons.values()), "every float node says why"
     # ReLUs after convs run inside the conv's integer output: no QDQ between them.

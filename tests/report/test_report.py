@@ -102,7 +102,7 @@ def test_pipeline_records_the_sensitivity_report(demo_build):
     assert all(sha256_file(demo_build / path) == digest for path, digest in outputs.items())
     assert quantize["command"].endswith(" --analyze")
     sensitivity = json.loads((demo_build / "model.int8.sensitivity.json").read_text())
-    assert sensitivity["format"] == "edgekit-sensitivity/1" and len(sensitivity["layers"]) == 6
+    assert sensitivity["format"] == "edgekit-sensitivity/1" and len(sensitivity["layers"]) == 7  # 4 convs, ReduceMean, Add, Gemm
 
 
 @pytest.mark.slow

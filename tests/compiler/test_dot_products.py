@@ -9,10 +9,10 @@ import pytest
 import tvm
 from tvm import te
 
-from edgekit.compiler.dot_packing import packed_dense_te
+from edgekit.compiler.dot_packing import packed_conv_te, packed_dense_te
 from edgekit.compiler.dot_products import LANES, SCHEMES, scheme_for
 from edgekit.compiler.schedules.common import CpuShape
-from edgekit.compiler.schedules.conv2d_int8 import schedule_dense_int8
+from edgekit.compiler.schedules.conv2d_int8 import schedule_conv2d_int8, schedule_dense_int8, tile_length
 from edgekit.target_spec import load_target, host_has_feature
 
 
@@ -55,3 +55,56 @@ def test_packed_dense_is_exact_at_the_extremes(scheme_name, target, feature):
     library(tvm.runtime.tensor(a), tvm.runtime.tensor(np.ascontiguousarray(packed)), out)
     expected = a.astype(np.int64) @ b.astype(np.int64)
     np.testing.assert_array_equal(out.numpy(), expected)
+
+
+@pytest.mark.parametrize("width", [7, 5, 13])
+@pytest.mark.parametrize(("scheme_name", "target", "feature"), [("avx2", "x86_64", "avx2"), ("vnni", "x86_64-avx512", "avx512vnni")])
+def test_packed_conv_takes_its_schedule_at_any_row_width(scheme_name, target, feature, width):
+    """Rows no tile divides well (7: the whole row; 5 and 13 on AVX2: 1-column tiles) still get
+    the dot-product schedule, and stay exact; before, they fell to a generic loop in silence."""
+    if not host_has_feature(feature):
+        pytest.fail(f"this machine has no {feature}: the test needs an x86-64 CPU with it")
+    spec = load_target(target)
+    scheme = SCHEMES[scheme_name]
+    channels, out_channels, height = 2 * scheme.depth * 4, 32, 3
+    rng = np.random.default_rng(width)
+    low, high = {"uint8": (0, 255), "int16": (-128, 255)}[scheme.data_dtype]
+    x = rng.integers(low, high + 1, size=(1, channels, height + 2, width + 2)).astype(scheme.data_dtype)
+    w = rng.choice([-128, 127, -127, 126, 3], size=(out_channels, channels, 3, 3)).astype(np.int8)
+    groups = channels // scheme.depth
+    packed_x = x.reshape(1, groups, scheme.depth, height + 2, width + 2).transpose(0, 1, 3, 4, 2)
+    packed_w = w.reshape(out_channels // LANES, LANES, groups, scheme.depth, 3, 3).transpose(0, 2, 4, 5, 1, 3).astype(scheme.weight_dtype)
+    data = te.placeholder(packed_x.shape, scheme.data_dtype, name="data")
+    weight = te.placeholder(packed_w.shape, scheme.weight_dtype, name="weight")
+    func = te.create_prim_func([data, weight, packed_conv_te(data, weight, (1, out_channels, height, width), [1, 1], [1, 1], (3, 3))])
+    sch = schedule_conv2d_int8(func, CpuShape.of(spec))
+    assert sch is not None, "the packed conv schedule did not apply"
+    library = tvm.compile(sch.mod, target=tvm.target.Target(spec.tvm_cpu_target()))
+    out = tvm.runtime.tensor(np.zeros((1, out_channels, height, width), np.int32))
+    library(tvm.runtime.tensor(np.ascontiguousarray(packed_x)), tvm.runtime.tensor(np.ascontiguousarray(packed_w)), out)
+    xs, ws = x.astype(np.int64), w.astype(np.int64)
+    expected = np.zeros((1, out_channels, height, width), np.int64)
+    for ky in range(3):
+        for kx in range(3):
+            expected[0] += np.einsum("chw,oc->ohw", xs[0, :, ky:ky + height, kx:kx + width], ws[:, :, ky, kx])
+    np.testing.assert_array_equal(out.numpy(), expected)
+
+
+@pytest.mark.parametrize(("width", "tile"), [(7, 7), (14, 2), (28, 4), (5, 5), (13, 1), (112, 4)])
+def test_sdot_tile_lengths(width, tile):
+    # 32 registers, 4 accumulators per 16 channels: 6 columns fit; 7 takes the row and spills one.
+    assert tile_length(width, SCHEMES["sdot"].max_pixels(32)) == tile
+
+
+def test_a_packed_kernel_its_schedule_rejects_is_an_error(monkeypatch):
+    from edgekit.compiler import schedules
+
+    def broken(func, cpu):
+        raise ValueError("loops are not in a chain")
+
+    monkeypatch.setitem(schedules.RULES, "conv2d_int8_packed", broken)
+    data = te.placeholder((1, 2, 5, 5, 4), "int8", name="data")
+    weight = te.placeholder((1, 2, 1, 1, 16, 4), "int8", name="weight")
+    func = te.create_prim_func([data, weight, packed_conv_te(data, weight, (1, 16, 5, 5), [1, 1], [1, 1], (1, 1))])
+    with pytest.raises(schedules.PackedScheduleError, match="conv2d_int8_packed schedule failed .*loops are not in a chain"):
+        schedules.schedule_function(func, CpuShape.of(load_target("rk3588")))

@@ -24,6 +24,7 @@ from edgekit.compiler.schedules.fallback import schedule_fallback
 from edgekit.compiler.schedules.injective import schedule_injective
 from edgekit.compiler.schedules.matmul import schedule_matmul
 from edgekit.compiler.schedules.reduction import schedule_row_reduction, schedule_window_reduction
+from edgekit.errors import last_line
 from edgekit.target_spec import TargetSpec
 
 log = logging.getLogger(__name__)
@@ -40,24 +41,37 @@ RULES = {
     "fallback": schedule_fallback,
 }
 
+# Rules for the packed kernels the integer rewrite emits for a dot-product scheme: only they use it.
+# The packed dense still fails on some transformer matmuls (a 1-row tile): it falls through to the
+# generic rules, which the manifest's kernel table names; making that an error waits on its fix.
+PACKED_RULES = ("conv2d_int8_packed",)
+
 SCHEDULED = "tirx.is_scheduled"  # TVM 0.27's name (it was "tir.is_scheduled" before the tirx rename)
 RULE_ATTR = "edgekit.schedule_rule"
+
+
+class PackedScheduleError(RuntimeError):
+    """A packed integer kernel its dot-product schedule cannot take: a bug to report, never a slow build."""
 
 
 def is_scheduled(func: tirx.PrimFunc) -> bool:
     return bool(func.attrs is not None and func.attrs.get(SCHEDULED, False))
 
 
-def schedule_function(func: tirx.PrimFunc, cpu: CpuShape) -> tuple[str, tirx.PrimFunc] | None:
+def schedule_function(func: tirx.PrimFunc, cpu: CpuShape, name: str = "a kernel") -> tuple[str, tirx.PrimFunc] | None:
     """The first rule's schedule of `func` as (rule name, scheduled function), or None if none applies."""
-    for name, rule in RULES.items():
+    for rule_name, rule in RULES.items():
         try:
             sch = rule(func, cpu)
         except Exception as exc:  # noqa: BLE001 - a rule that cannot handle a variant yields to the next
-            log.debug("schedule rule %s failed: %s", name, exc)
+            if rule_name in PACKED_RULES:
+                # The integer rewrite packed this kernel for the dot-product instruction; any other
+                # rule would run it without one, several times slower, with nothing to show for it.
+                raise PackedScheduleError(f"the {rule_name} schedule failed on {name}: {last_line(exc)}") from exc
+            log.debug("schedule rule %s failed: %s", rule_name, exc)
             continue
         if sch is not None:
-            return name, sch.mod["main"].with_attr(SCHEDULED, True).with_attr(RULE_ATTR, name)
+            return rule_name, sch.mod["main"].with_attr(SCHEDULED, True).with_attr(RULE_ATTR, rule_name)
     return None
 
 
@@ -80,7 +94,7 @@ def default_schedules(target: TargetSpec, chosen: dict[str, str] | None = None) 
             if is_scheduled(func):
                 rule = "tuned"
             else:
-                scheduled = schedule_function(func, cpu)
+                scheduled = schedule_function(func, cpu, gvar.name_hint)
                 rule = scheduled[0] if scheduled is not None else "none"
                 if scheduled is not None:
                     updates[gvar] = scheduled[1]

@@ -27,7 +27,7 @@ def schedule_conv2d_int8(func: tirx.PrimFunc, cpu: CpuShape) -> s_tir.Schedule |
     intrinsic = dot.intrinsic()
     n, f, y, x, rc, ry, rx, ri = sch.get_loops(block)
     width = extent(sch, x) or 1
-    pixels = max(d for d in divisors(width) if d <= dot.max_pixels(cpu.vector_registers))
+    pixels = tile_length(width, dot.max_pixels(cpu.vector_registers))
     producers = sch.get_producers(block)
     accumulator = sch.cache_write(block, 0, "local")
     sch.transform_layout(block, ("write", 0), lambda a, b, c, d: (a, c, d, b))
@@ -38,14 +38,38 @@ def schedule_conv2d_int8(func: tirx.PrimFunc, cpu: CpuShape) -> s_tir.Schedule |
     sch.unroll(x_i)
     result = inline_epilogues(sch, accumulator)
     sch.reverse_compute_at(result, x_o)
-    channel, pixel = sch.get_loops(result)[-2:]
-    sch.reorder(pixel, channel)
-    sch.unroll(pixel)
-    sch.vectorize(channel)
+    _write_back(sch, result, pixels)
     sch.decompose_reduction(block, rc)
     sch.tensorize(f_i, intrinsic)
     _vectorize_producers(sch, producers, cpu)
     return sch
+
+
+def tile_length(width: int, limit: int) -> int:
+    """Output columns per register tile: the largest divisor of `width` within `limit`, or the whole
+    row when it is at most one past the limit and no divisor comes within half of it (7 columns
+    with room for 6 take all 7 and spill one register, rather than a 1-column tile that reloads
+    the weights for every column)."""
+    best = max(d for d in divisors(width) if d <= limit)
+    if best * 2 <= limit and width <= limit + 1:
+        return width
+    return best
+
+
+def _write_back(sch: s_tir.Schedule, result, tile: int, transpose: bool = True) -> None:
+    """The tile's epilogue: one vector of 16 channels per column, columns unrolled. A 1-column
+    tile has no column loop left once computed at the tile (extent-1 loops are dropped)."""
+    loops = sch.get_loops(result)
+    if tile == 1:
+        sch.vectorize(loops[-1])
+        return
+    if transpose:  # the conv's tile is written channels-first: columns go outside
+        channel, column = loops[-2:]
+        sch.reorder(column, channel)
+    else:
+        column, channel = loops[-2:]
+    sch.unroll(column)
+    sch.vectorize(channel)
 
 
 def _find_packed(sch: s_tir.Schedule, iter_kinds: str, dot: DotScheme, data_rank: int, weight_rank: int):
@@ -93,9 +117,7 @@ def schedule_dense_int8(func: tirx.PrimFunc, cpu: CpuShape) -> s_tir.Schedule | 
     sch.unroll(m_i)
     result = inline_epilogues(sch, accumulator)
     sch.reverse_compute_at(result, n_o)
-    row, column = sch.get_loops(result)[-2:]
-    sch.unroll(row)
-    sch.vectorize(column)
+    _write_back(sch, result, rows, transpose=False)
     sch.decompose_reduction(block, rk)
     sch.tensorize(n_i, intrinsic)
     _vectorize_producers(sch, producers, cpu)

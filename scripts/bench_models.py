@@ -149,6 +149,9 @@ def _images(size: int, batch: int = 1, seed: int = 0) -> tuple[torch.Tensor]:
     return (torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed)),)
 
 
+RESIDUAL_BRANCH_SCALE = 0.25  # trained residual branches are corrections to their input, not equals
+
+
 def _settled(model: nn.Module, size: int) -> nn.Module:
     """`model` in eval mode with its batch-norm statistics measured on random images.
 
@@ -174,9 +177,6 @@ def _settled(model: nn.Module, size: int) -> nn.Module:
                 last.weight.mul_(RESIDUAL_BRANCH_SCALE)
                 last.bias.mul_(RESIDUAL_BRANCH_SCALE)
     return model.eval()
-
-
-RESIDUAL_BRANCH_SCALE = 0.25
 
 
 def _is_identity_residual(block: nn.Module) -> bool:

@@ -42,8 +42,8 @@ RULES = {
 }
 
 # Rules for the packed kernels the integer rewrite emits for a dot-product scheme: only they use it.
-# The packed dense still fails on some transformer matmuls (a 1-row tile): it falls through to the
-# generic rules, which the manifest's kernel table names; making that an error waits on its fix.
+# The packed dense still fails on a transformer matmul (cause not yet found): it falls through to
+# the generic rules, which the manifest's kernel table names; making that an error waits on its fix.
 PACKED_RULES = ("conv2d_int8_packed",)
 
 SCHEDULED = "tirx.is_scheduled"  # TVM 0.27's name (it was "tir.is_scheduled" before the tirx rename)

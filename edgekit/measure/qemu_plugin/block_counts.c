@@ -2,7 +2,7 @@
  * block_counts: a QEMU TCG plugin that counts how often each translated block executes.
  *
  * Built for QEMU 7.2 (plugin API version 1), which Debian 12's qemu-user accepts with
- * `-plugin file=block_counts.so,arg=out=FILE,arg=mark=NR` but ships without qemu-plugin.h:
+ * `-plugin file=block_counts.so,out=FILE,mark=NR` (7.2 deprecates the `arg=` form) but ships without qemu-plugin.h:
  * the few declarations used are written out below with their 7.2 signatures (the inline-op
  * API gained a per-vCPU scoreboard form in 8.x; the plain form here is the 7.2 one).
  *

@@ -218,6 +218,70 @@ def run(artifact, inputs, output, repeat, warmup, threads, cpus, rate, duration,
         _maybe_write_json(json_path, held.to_dict())
 
 
+@main.command(name="estimate")
+@click.argument("artifact", type=click.Path(path_type=Path))
+@click.option("-i", "--input", "inputs", multiple=True, metavar="[NAME=]FILE", help="Input .npy or .npz, as for `edgekit run` (default: seeded random inputs of the manifest's shapes).")
+@click.option("--reference", type=click.Path(path_type=Path), help="ONNX model to estimate ONNX Runtime on beside it (e.g. the QDQ model the artifact was compiled from).")
+@click.option("--runs", default=3, show_default=True, type=click.IntRange(min=1), help="Inferences inside the counted window.")
+@click.option("-t", "--target", "target_name", help="Target whose [estimate] table to use (default: the artifact's); a .toml file to model another core or clock.")
+@click.option("--max-ms", type=float, help="Fail (exit 1) if edgekit's estimated ms per inference exceeds this.")
+@click.option("--max-ratio", type=float, help="Fail (exit 1) if edgekit's estimated cycles exceed this multiple of the reference's (needs --reference).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the estimates as JSON.")
+def estimate_command(artifact, inputs, reference, runs, target_name, max_ms, max_ratio, json_path):
+    """Estimate single-core latency on the board without it: QEMU block counts timed by llvm-mca on the board's core model."""
+    from edgekit.artifact import read_manifest
+    from edgekit.measure.estimate import default_inputs, estimate_artifact, estimate_onnxruntime, write_json
+    from edgekit.target_spec import load_target
+
+    if max_ratio is not None and reference is None:
+        raise InputError("--max-ratio compares with ONNX Runtime", "add --reference MODEL.onnx")
+    if reference is not None and not reference.is_file():
+        raise InputError(f"reference model not found: {reference}", "give the ONNX file the artifact was compiled from")
+    model_dir = artifact / "model" if (artifact / "bundle.json").is_file() else artifact
+    manifest = read_manifest(model_dir)
+    target = load_target(target_name) if target_name else None
+    feeds = _read_inputs(inputs, [spec.name for spec in manifest.inputs]) if inputs else default_inputs(manifest.inputs)
+    estimates = [estimate_artifact(artifact, feeds, runs=runs, target=target)]
+    if reference is not None:
+        estimates.append(estimate_onnxruntime(reference, target or load_target(estimates[0].target), feeds, runs=runs))
+    _print_estimates(estimates)
+    if json_path is not None:
+        write_json(json_path, estimates)
+    failures = []
+    if max_ms is not None and estimates[0].ms > max_ms:
+        failures.append(f"estimated {estimates[0].ms:.3f} ms per inference > --max-ms {max_ms:g}")
+    if max_ratio is not None and estimates[0].cycles > max_ratio * estimates[1].cycles:
+        failures.append(f"estimated {estimates[0].cycles / estimates[1].cycles:.2f}x ONNX Runtime > --max-ratio {max_ratio:g}")
+    if failures:
+        raise GateFailure(failures[0], failures=failures)
+
+
+def _print_estimates(estimates) -> None:
+    first = estimates[0]
+    title = f"estimated on {first.target}: {first.mca_cpu} model at {first.clock_ghz:g} GHz, 1 thread, QEMU {first.qemu_cpu}"
+    table = Table(title=title)
+    table.add_column("")
+    for e in estimates:
+        table.add_column(e.program, justify="right")
+    if len(estimates) == 2:
+        table.add_column("ratio", justify="right")
+    rows = [
+        ("ms / inference", [e.ms for e in estimates], "{:.3f}"),
+        ("M cycles", [e.cycles / 1e6 for e in estimates], "{:.2f}"),
+        ("M instructions", [e.instructions / 1e6 for e in estimates], "{:.2f}"),
+        ("IPC", [e.ipc for e in estimates], "{:.2f}"),
+    ]
+    families = sorted({name for e in estimates for name in e.families}, key=lambda n: -first.families.get(n, 0))
+    rows += [(f"  {name} (M)", [e.families.get(name, 0) / 1e6 for e in estimates], "{:.2f}") for name in families]
+    rows.append(("timed by llvm-mca", [100 * e.modelled for e in estimates], "{:.1f}%"))
+    for label, values, fmt in rows:
+        cells = [fmt.format(v) for v in values]
+        if len(values) == 2:
+            cells.append(f"{values[0] / values[1]:.2f}x" if values[1] else "-")
+        table.add_row(label, *cells)
+    console.out.print(table)
+
+
 @main.command(name="check")
 @click.argument("artifact", type=click.Path(path_type=Path), required=False)
 @click.option("--reference", type=click.Path(path_type=Path), help="The ONNX model to compare with (run by ONNX Runtime); required with ARTIFACT.")

@@ -51,12 +51,24 @@ class PeakSpec:
 
 
 @dataclass(frozen=True)
+class EstimateSpec:
+    """How `edgekit estimate` models this board without it: QEMU's CPU model (the instruction
+    set the guest may use), LLVM's scheduling model for llvm-mca (the core's pipelines), and
+    the clock that turns cycles into milliseconds."""
+
+    qemu_cpu: str
+    mca_cpu: str
+    clock_ghz: float
+
+
+@dataclass(frozen=True)
 class TargetSpec:
     name: str
     description: str
     cpu: CpuSpec
     peak: PeakSpec
     accelerator: AcceleratorSpec | None = None
+    estimate: EstimateSpec | None = None
     source: str = field(default="", compare=False)
 
     def tvm_cpu_target(self) -> dict[str, Any]:
@@ -91,7 +103,8 @@ class TargetSpec:
         (the bundled TOML may have changed since)."""
         cpu = dict(data["cpu"], features=tuple(data["cpu"]["features"]), cpu_ids=tuple(data["cpu"].get("cpu_ids", ())))
         accelerator = AcceleratorSpec(**data["accelerator"]) if data.get("accelerator") else None
-        return cls(name=data["name"], description=data["description"], cpu=CpuSpec(**cpu), peak=PeakSpec(**data["peak"]), accelerator=accelerator)
+        estimate = EstimateSpec(**data["estimate"]) if data.get("estimate") else None
+        return cls(name=data["name"], description=data["description"], cpu=CpuSpec(**cpu), peak=PeakSpec(**data["peak"]), accelerator=accelerator, estimate=estimate)
 
     def why_not_here(self) -> str | None:
         """Why code built for this target cannot run on this machine's CPU, or None if it can."""
@@ -127,7 +140,7 @@ def list_targets() -> list[TargetSpec]:
 def parse_target(path: Path) -> TargetSpec:
     raw = parse_toml(path, path.read_bytes(), "see targets/x86_64.toml")
     reader = _TableReader(path)
-    reader.keys(raw, "", required={"name", "description", "cpu", "peak"}, optional={"accelerator"})
+    reader.keys(raw, "", required={"name", "description", "cpu", "peak"}, optional={"accelerator", "estimate"})
     name = reader.value(raw, "name", str)
     if name != path.stem:
         raise InputError(f"{path}: key 'name' is '{name}' but the file is {path.name}", "make them equal")
@@ -136,12 +149,14 @@ def parse_target(path: Path) -> TargetSpec:
     accelerator = None
     if "accelerator" in raw:
         accelerator = _parse_accelerator(reader, reader.table(raw, "accelerator"))
+    estimate = _parse_estimate(reader, reader.table(raw, "estimate")) if "estimate" in raw else None
     return TargetSpec(
         name=name,
         description=reader.value(raw, "description", str),
         cpu=cpu,
         peak=peak,
         accelerator=accelerator,
+        estimate=estimate,
         source=str(path),
     )
 
@@ -203,6 +218,18 @@ def _parse_accelerator(reader: _TableReader, table: dict) -> AcceleratorSpec:
         kind=kind,
         name=reader.value(table, "name", str, "accelerator."),
         arch=reader.value(table, "arch", str, "accelerator."),
+    )
+
+
+def _parse_estimate(reader: _TableReader, table: dict) -> EstimateSpec:
+    reader.keys(table, "estimate.", required={"qemu_cpu", "mca_cpu", "clock_ghz"}, optional=set())
+    clock = reader.value(table, "clock_ghz", (int, float), "estimate.")
+    if clock <= 0:
+        reader.fail("estimate.clock_ghz", f"must be > 0, got {clock}")
+    return EstimateSpec(
+        qemu_cpu=reader.value(table, "qemu_cpu", str, "estimate."),
+        mca_cpu=reader.value(table, "mca_cpu", str, "estimate."),
+        clock_ghz=float(clock),
     )
 
 

@@ -226,8 +226,9 @@ def run(artifact, inputs, output, repeat, warmup, threads, cpus, rate, duration,
 @click.option("-t", "--target", "target_name", help="Target whose [estimate] table to use (default: the artifact's); a .toml file to model another core or clock.")
 @click.option("--max-ms", type=float, help="Fail (exit 1) if edgekit's estimated ms per inference exceeds this.")
 @click.option("--max-ratio", type=float, help="Fail (exit 1) if edgekit's estimated cycles exceed this multiple of the reference's (needs --reference).")
+@click.option("--kernels", default=10, show_default=True, type=click.IntRange(min=0), help="Show this many kernels, costliest first.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the estimates as JSON.")
-def estimate_command(artifact, inputs, reference, runs, target_name, max_ms, max_ratio, json_path):
+def estimate_command(artifact, inputs, reference, runs, target_name, max_ms, max_ratio, kernels, json_path):
     """Estimate single-core latency on the board without it: QEMU block counts timed by llvm-mca on the board's core model."""
     from edgekit.artifact import read_manifest
     from edgekit.measure.estimate import default_inputs, estimate_artifact, estimate_onnxruntime, write_json
@@ -245,6 +246,7 @@ def estimate_command(artifact, inputs, reference, runs, target_name, max_ms, max
     if reference is not None:
         estimates.append(estimate_onnxruntime(reference, target or load_target(estimates[0].target), feeds, runs=runs))
     _print_estimates(estimates)
+    _print_kernel_shares(estimates[0], kernels)
     if json_path is not None:
         write_json(json_path, estimates)
     failures = []
@@ -254,6 +256,18 @@ def estimate_command(artifact, inputs, reference, runs, target_name, max_ms, max
         failures.append(f"estimated {estimates[0].cycles / estimates[1].cycles:.2f}x ONNX Runtime > --max-ratio {max_ratio:g}")
     if failures:
         raise GateFailure(failures[0], failures=failures)
+
+
+def _print_kernel_shares(estimate, count: int) -> None:
+    if not count or not estimate.kernels:
+        return
+    table = Table(title=f"{estimate.program}: estimated cycles by kernel")
+    for column in ("kernel", "M cycles", "share", "M instructions", "IPC"):
+        table.add_column(column, justify="left" if column == "kernel" else "right")
+    for kernel in estimate.kernels[:count]:
+        ipc = kernel.instructions / kernel.cycles if kernel.cycles else 0.0
+        table.add_row(kernel.name, f"{kernel.cycles / 1e6:.3f}", f"{100 * kernel.share:.1f}%", f"{kernel.instructions / 1e6:.3f}", f"{ipc:.2f}")
+    console.out.print(table)
 
 
 def _print_estimates(estimates) -> None:

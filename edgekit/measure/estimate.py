@@ -28,7 +28,8 @@ from edgekit import console
 from edgekit.artifact import read_manifest
 from edgekit.errors import InputError
 from edgekit.measure.block_counts import BlockCounts, count_blocks
-from edgekit.measure.block_timing import block_costs, cost_cache_path
+from edgekit.measure.block_timing import BlockCost, block_costs, cost_cache_path
+from edgekit.measure.elf_symbols import read_symbols
 from edgekit.target_spec import EstimateSpec, TargetSpec, known_targets, load_target
 
 GUEST_SCRIPT = Path(__file__).resolve().parent / "ort_guest.py"
@@ -37,6 +38,8 @@ AARCH64_SYSROOT = Path("/usr/aarch64-linux-gnu")
 ORT_SETUP_HINT = "run scripts/setup_ort_aarch64.sh (an aarch64 Python with ONNX Runtime for qemu)"
 WARMUP = 1  # the first inference pays one-time work (translation, allocation, packing)
 HOT_BLOCKS = 8
+# Cycles of blocks outside model.so's functions: the runner, the TVM runtime, libc.
+OUTSIDE = "(runner, TVM runtime and libc)"
 
 
 @dataclass
@@ -46,6 +49,14 @@ class HotBlock:
     cycles_each: float
     share: float  # of the estimate's cycles
     families: dict[str, int]
+
+
+@dataclass
+class KernelShare:
+    name: str  # the library function (a fused TVM kernel)
+    cycles: float  # per inference
+    instructions: float  # per inference
+    share: float  # of the estimate's cycles
 
 
 @dataclass
@@ -64,6 +75,7 @@ class Estimate:
     modelled: float  # fraction of the dynamic instructions llvm-mca timed (the rest: 1 cycle each)
     distinct_blocks: int
     hot_blocks: list[HotBlock] = field(default_factory=list)
+    kernels: list[KernelShare] = field(default_factory=list)  # edgekit artifacts: cycles by model.so function
 
     @property
     def ms(self) -> float:
@@ -109,7 +121,10 @@ def estimate_artifact(artifact: Path, inputs: dict[str, np.ndarray] | None = Non
         sysroot = AARCH64_SYSROOT if target.machine == "aarch64" else None
         with console.step(f"running {manifest.name} under qemu ({spec.qemu_cpu}), {runs} inferences"):
             counts = count_blocks(target.machine, spec.qemu_cpu, command, Path(work), sysroot=sysroot)
-    return _estimate(f"edgekit {manifest.name}", counts, target, spec, runs)
+    costs = _block_costs(counts, target, spec)
+    estimate = _estimate(f"edgekit {manifest.name}", counts, costs, target, spec, runs)
+    estimate.kernels = _kernel_shares(counts, costs, model_dir / manifest.library, estimate.cycles, runs)
+    return estimate
 
 
 def estimate_onnxruntime(model: Path, target: TargetSpec, inputs: dict[str, np.ndarray], runs: int = 3) -> Estimate:
@@ -122,7 +137,7 @@ def estimate_onnxruntime(model: Path, target: TargetSpec, inputs: dict[str, np.n
         command = [python, str(GUEST_SCRIPT), str(Path(model).resolve()), str(feeds), str(WARMUP), str(runs)]
         with console.step(f"running ONNX Runtime on {Path(model).name} under qemu ({spec.qemu_cpu}), {runs} inferences"):
             counts = count_blocks(target.machine, spec.qemu_cpu, command, Path(work), sysroot=sysroot, env=env)
-    return _estimate(f"onnxruntime {Path(model).name}", counts, target, spec, runs)
+    return _estimate(f"onnxruntime {Path(model).name}", counts, _block_costs(counts, target, spec), target, spec, runs)
 
 
 def default_inputs(specs) -> dict[str, np.ndarray]:
@@ -140,10 +155,13 @@ def default_inputs(specs) -> dict[str, np.ndarray]:
     return feeds
 
 
-def _estimate(program: str, counts: BlockCounts, target: TargetSpec, spec: EstimateSpec, runs: int) -> Estimate:
+def _block_costs(counts: BlockCounts, target: TargetSpec, spec: EstimateSpec) -> dict[bytes, BlockCost]:
+    with console.step(f"timing {len(counts.blocks)} blocks on llvm-mca's {spec.mca_cpu}"):
+        return block_costs(list(counts.blocks), target.machine, spec.mca_cpu, cache=cost_cache_path(target.machine, spec.mca_cpu))
+
+
+def _estimate(program: str, counts: BlockCounts, costs: dict[bytes, BlockCost], target: TargetSpec, spec: EstimateSpec, runs: int) -> Estimate:
     blocks = list(counts.blocks)
-    with console.step(f"timing {len(blocks)} blocks on llvm-mca's {spec.mca_cpu}"):
-        costs = block_costs(blocks, target.machine, spec.mca_cpu, cache=cost_cache_path(target.machine, spec.mca_cpu))
     cycles, modelled, families = 0.0, 0, Counter()
     per_block = []
     for block in blocks:
@@ -167,6 +185,19 @@ def _estimate(program: str, counts: BlockCounts, target: TargetSpec, spec: Estim
         cycles=cycles / runs, instructions=instructions / runs, families={k: v / runs for k, v in families.most_common()},
         modelled=modelled / instructions if instructions else 0.0, distinct_blocks=len(costs), hot_blocks=hot,
     )
+
+
+def _kernel_shares(counts: BlockCounts, costs: dict[bytes, BlockCost], library: Path, total_cycles: float, runs: int) -> list[KernelShare]:
+    names = read_symbols(library).functions_of([(b.vaddr, b.code) for b in counts.blocks])
+    cycles: Counter = Counter()
+    instructions: Counter = Counter()
+    for block in counts.blocks:
+        name = names.get(block.vaddr, OUTSIDE)
+        # TVM outlines a kernel's parallel body as NAME_compute_: one kernel, one row.
+        name = name.removesuffix("_compute_")
+        cycles[name] += block.count * costs[block.code].cycles / runs
+        instructions[name] += block.count * block.instructions / runs
+    return [KernelShare(name=n, cycles=c, instructions=instructions[n], share=c / total_cycles if total_cycles else 0.0) for n, c in cycles.most_common()]
 
 
 def _current_target(built_for: TargetSpec) -> TargetSpec:

@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 # Cross toolchain, qemu-user and cmake: the runner and arm64 tests build and run real binaries.
 scripts/setup_cross.sh
+# An aarch64 Python with ONNX Runtime for qemu: `edgekit estimate --reference` on arm targets.
+scripts/setup_ort_aarch64.sh
 # Headless Chromium and fonts: tests/test_report.py renders `edgekit report` pages and checks the console.
 scripts/setup_report.sh
 status=0

@@ -28,10 +28,14 @@ SETUP_HINT = "run scripts/setup_cross.sh (installs llvm-19 for llvm-mc and llvm-
 # ones run; these only have to be readable.
 DECODE_ATTRS = {"aarch64": "+v8.4a,+dotprod,+fullfp16,+rcpc,+crc,+lse,+aes,+sha2,+sha3,+i8mm,+bf16", "x86_64": ""}
 LLVM_TRIPLES = {"aarch64": "aarch64-linux-gnu", "x86_64": "x86_64-linux-gnu"}
+# Between blocks in one llvm-mc run: 15 int3 (the longest x86 instruction is 15 bytes), brk #0x656b.
+DELIMITERS = {"x86_64": (b"\xcc" * 15, "int3"), "aarch64": (bytes.fromhex("60ad2cd4"), "brk\t#0x656b")}
+# Prefixes llvm-mc's x86 disassembler prints as lines of their own.
+X86_PREFIXES = frozenset({"lock", "rep", "repe", "repne", "repz", "repnz", "data16", "data32", "addr32", "rex64", "notrack"})
 MCA_ITERATIONS = 100
 BLOCKS_PER_MCA_RUN = 400
 # Version of the cost cache's contents: bump when the method changes.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -63,20 +67,23 @@ def block_costs(blocks: list[Block], machine: str, mca_cpu: str, cache: Path | N
 
 def disassemble_all(blocks: list[Block], machine: str) -> list[list[str]]:
     """Each block's instructions as assembly lines llvm-mca can read back: one llvm-mc run for
-    all of them, split again by the encodings' lengths."""
-    lines = _decode(b"".join(b.code for b in blocks), machine)
-    listings, position = [], 0
-    for block in blocks:
-        taken, size = [], 0
-        while size < len(block.code) and position < len(lines):
-            text, length = lines[position]
-            taken.append(text)
-            size += length
-            position += 1
-        if size != len(block.code):
-            # An undecodable word shifted the split: decode the blocks one by one instead.
-            return [[text for text, _ in _decode(b.code, machine)] for b in blocks]
-        listings.append(taken)
+    all of them, with a marker between blocks. The x86 marker is a run of int3 bytes, so that an
+    instruction QEMU cut at a page edge swallows a few of them and the next block still starts
+    clean; the aarch64 one is a `brk #0x656b` word."""
+    marker, marker_text = DELIMITERS[machine]
+    lines = _decode(marker.join(b.code for b in blocks) + marker, machine)
+    listings: list[list[str]] = []
+    current: list[str] = []
+    in_marker = False
+    for text, _ in lines:
+        if text != marker_text:
+            current.append(text)
+            in_marker = False
+        elif not in_marker:
+            listings.append(current)
+            current, in_marker = [], True
+    if len(listings) != len(blocks) or current:
+        return [[text for text, _ in _decode(b.code, machine)] for b in blocks]
     return listings
 
 
@@ -85,13 +92,18 @@ def _decode(code: bytes, machine: str) -> list[tuple[str, int]]:
     if DECODE_ATTRS[machine]:
         command.append(f"-mattr={DECODE_ATTRS[machine]}")
     done = subprocess.run(command, input=" ".join(f"0x{byte:02x}" for byte in code), capture_output=True, text=True)
-    decoded = []
+    decoded, prefix = [], ""
     for line in done.stdout.splitlines():
         text, _, encoding = line.partition("encoding: [")
         if not encoding:
             continue
         text = text.strip().rstrip("#/").strip()
-        decoded.append((text, encoding.split("]")[0].count(",") + 1))
+        length = encoding.split("]")[0].count(",") + 1
+        if text in X86_PREFIXES:
+            prefix += text + " "  # llvm-mc prints `lock` on a line of its own: one instruction
+            continue
+        decoded.append((prefix + text, length))
+        prefix = ""
     return decoded
 
 

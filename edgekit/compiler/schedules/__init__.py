@@ -41,10 +41,9 @@ RULES = {
     "fallback": schedule_fallback,
 }
 
-# Rules for the packed kernels the integer rewrite emits for a dot-product scheme: only they use it.
-# The packed dense still fails on a transformer matmul (cause not yet found): it falls through to
-# the generic rules, which the manifest's kernel table names; making that an error waits on its fix.
-PACKED_RULES = ("conv2d_int8_packed",)
+# Rules for the packed kernels the integer rewrite emits for a dot-product scheme: only they use it,
+# so a packed kernel one of them rejects is an error (PackedScheduleError), never a generic loop.
+PACKED_RULES = ("conv2d_int8_packed", "dense_int8_packed")
 
 SCHEDULED = "tirx.is_scheduled"  # TVM 0.27's name (it was "tir.is_scheduled" before the tirx rename)
 RULE_ATTR = "edgekit.schedule_rule"

@@ -96,7 +96,9 @@ def schedule_dense_int8(func: tirx.PrimFunc, cpu: CpuShape) -> s_tir.Schedule | 
 
     A tile of `rows` rows x 16 columns accumulates in registers; each (16 columns x D depth) step
     is one intrinsic call reading D contiguous values of a row of A. Parallel over (row tile,
-    column block).
+    column block): with fewer row tiles than the cores want (32 tokens in 4-row tiles on 4 or 12
+    cores, 8-row tiles on 2; one row) the two loops fuse into one, and the tile's epilogue goes
+    under whichever loop is left above the reduction.
     """
     dot = cpu.dot
     if dot is None:
@@ -107,16 +109,17 @@ def schedule_dense_int8(func: tirx.PrimFunc, cpu: CpuShape) -> s_tir.Schedule | 
         return None
     intrinsic = dot.intrinsic()
     m, n, rk, ri = sch.get_loops(block)
-    rows = max(d for d in divisors(extent(sch, m) or 1) if d <= dot.max_pixels(cpu.vector_registers))
+    rows = tile_length(extent(sch, m) or 1, dot.max_pixels(cpu.vector_registers))
     producers = sch.get_producers(block)
     accumulator = sch.cache_write(block, 0, "local")
     m_o, m_i = sch.split(m, [None, rows])
     n_o, n_i = sch.split(n, [None, LANES])
     sch.reorder(m_o, n_o, rk, m_i, n_i, ri)
     parallelize_outer(sch, [m_o, n_o], cpu.cores, min_work=rows * LANES * (extent(sch, rk) or 1) * dot.depth)
+    tile = sch.get_loops(block)[-5]  # n_o, or the fused (m_o, n_o): n_o is gone once fused
     sch.unroll(m_i)
     result = inline_epilogues(sch, accumulator)
-    sch.reverse_compute_at(result, n_o)
+    sch.reverse_compute_at(result, tile)
     _write_back(sch, result, rows, transpose=False)
     sch.decompose_reduction(block, rk)
     sch.tensorize(n_i, intrinsic)

@@ -33,9 +33,10 @@ DELIMITERS = {"x86_64": (b"\xcc" * 15, "int3"), "aarch64": (bytes.fromhex("60ad2
 # Prefixes llvm-mc's x86 disassembler prints as lines of their own.
 X86_PREFIXES = frozenset({"lock", "rep", "repe", "repne", "repz", "repnz", "data16", "data32", "addr32", "rex64", "notrack"})
 MCA_ITERATIONS = 100
+REP_BYTES_PER_CYCLE = 32.0
 BLOCKS_PER_MCA_RUN = 400
 # Version of the cost cache's contents: bump when the method changes.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ def block_costs(blocks: list[Block], machine: str, mca_cpu: str, cache: Path | N
         cycles = _mca_cycles(listings, machine, mca_cpu)
         for block, lines, cost in zip(chunk, listings, cycles):
             families = tuple(family(_mnemonic(line), line, machine) for line in lines)
+            if machine == "x86_64" and len(lines) == 1 and (string_cycles := _rep_string_cycles(lines[0])) is not None:
+                cost = string_cycles
             if cost is None:
                 cached[_cache_key(block.code)] = BlockCost(cycles=float(block.instructions), modelled=False, families=families)
             else:
@@ -166,6 +169,20 @@ def _mca_cycles(listings: list[list[str]], machine: str, mca_cpu: str) -> list[f
         else:
             results.append(summary["TotalCycles"] / summary["Iterations"])
     return results
+
+
+def _rep_string_cycles(line: str) -> float | None:
+    """Cycles of one iteration of a rep-prefixed string instruction (memset, memcpy in libc).
+
+    QEMU executes `rep stos`/`rep movs` one element per block execution, so the block count is
+    the element count; llvm-mca would charge its fixed 100-cycle guess to every element. Fast
+    strings (ERMS) move about REP_BYTES_PER_CYCLE bytes per cycle on current x86 cores.
+    """
+    words = line.split()
+    if len(words) < 2 or words[0] not in ("rep", "repe", "repne") or not words[1].startswith(("movs", "stos", "lods", "cmps", "scas")):
+        return None
+    width = {"b": 1, "w": 2, "l": 4, "d": 4, "q": 8}.get(words[1][-1], 1)
+    return width / REP_BYTES_PER_CYCLE
 
 
 def _mnemonic(line: str) -> str:

@@ -7,6 +7,7 @@
     relax_import.py    ONNX to Relax with failures named by node
     integer.py         QDQ regions to integer kernels
     relax_pipeline.py  legalize, fuse, schedule, lower
+    widening_multiply.py  requantizing multiplies as 32x32->64 (offsets out, multipliers int32)
     schedules/         edgekit's default CPU schedules
     tuning/            MetaSchedule records (`edgekit tune`), which compile looks up
     gpu.py             CUDA (Orin) and OpenCL (Mali) builds

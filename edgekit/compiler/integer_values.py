@@ -180,15 +180,27 @@ def requantize(emit: Emit, value: IntValue, scale: float, zero_point: int, dtype
     total = None
     for term, multiplier in zip(value.terms, multipliers):
         rank = len(term.q.ty.shape)
-        centred = relax.op.astype(term.q, "int64")
-        if np.any(term.zero_point != 0):
-            centred = relax.op.subtract(emit(centred), axis_constant(term.zero_point.astype(np.int64), term.axis, rank))
-        part = relax.op.multiply(emit(centred), axis_constant(fixed_point_multiplier(multiplier, shift), term.axis, rank))
+        part = relax.op.multiply(emit(centred_int64(emit, term)), axis_constant(fixed_point_multiplier(multiplier, shift), term.axis, rank))
         total = part if total is None else relax.op.add(emit(total), emit(part))
     rounded = relax.op.right_shift(emit(relax.op.add(emit(total), relax.const(1 << (shift - 1), "int64"))), relax.const(shift, "int64"))
     shifted = relax.op.add(emit(rounded), relax.const(zero_point, "int64"))
     clamped = relax.op.minimum(relax.op.maximum(emit(shifted), relax.const(qmin, "int64")), relax.const(qmax, "int64"))
     return relax.op.astype(emit(clamped), dtype)
+
+
+def centred_int64(emit: Emit, term: Term) -> relax.Expr:
+    """q - zero_point as int64, the left operand of a requantizing multiply.
+
+    An 8-bit q is centred in int32 (exact: |q - zp| < 2^9) and then widened, so the kernel
+    multiplies a sign-extended int32 by the multiplier: with the multiplier narrowed to int32 too
+    (narrow_constants.py) LLVM emits a widening 32x32->64 multiply instead of scalar 64-bit ones.
+    """
+    if not np.any(term.zero_point != 0):
+        return relax.op.astype(term.q, "int64")
+    centre_in = "int32" if term.dtype in INT_RANGES else "int64"
+    zero_point = axis_constant(term.zero_point.astype(centre_in), term.axis, len(term.q.ty.shape))
+    centred = relax.op.subtract(emit(relax.op.astype(term.q, centre_in)), zero_point)
+    return relax.op.astype(emit(centred), "int64") if centre_in != "int64" else centred
 
 
 def axis_constant(values: np.ndarray, axis: int | None, rank: int) -> Constant:

@@ -21,6 +21,7 @@ from tvm.relax.backend.cpu_generic import pipeline as cpu_passes  # dataflow_low
 
 from edgekit.compiler.fast_math import fast_math
 from edgekit.compiler.schedules import default_schedules
+from edgekit.compiler.widening_multiply import distribute_offsets, narrow_constants
 from edgekit.target_spec import TargetSpec
 
 
@@ -28,6 +29,7 @@ def fuse_passes() -> list[tvm.transform.Pass]:
     return [
         relax.transform.DecomposeOpsForInference(),
         relax.transform.CanonicalizeBindings(),
+        distribute_offsets,  # widening multiplies in requantization (widening_multiply.py), with narrow_constants
         fast_math,
         *cpu_generic.library_dispatch_passes(None),
         relax.transform.LegalizeOps(),
@@ -35,6 +37,7 @@ def fuse_passes() -> list[tvm.transform.Pass]:
         relax.transform.FoldConstant(),
         relax.transform.FuseOps(),
         relax.transform.FuseTIR(),
+        narrow_constants,
     ]
 
 

@@ -35,7 +35,7 @@ from edgekit import console
 from edgekit.artifact import read_manifest
 from edgekit.measure.bench import machine_description
 from edgekit.measure.estimate import estimate_artifact, estimate_onnxruntime
-from edgekit.runtime.bundle import cached_runner
+from edgekit.runtime import cached_runner
 from edgekit.target_spec import EstimateSpec, load_target
 
 REPO = Path(__file__).resolve().parent.parent

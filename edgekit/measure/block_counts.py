@@ -96,7 +96,7 @@ def read_counts(path: Path) -> BlockCounts:
 
 def plugin_library() -> Path:
     """The compiled plugin, built once per source version into the cache."""
-    from edgekit.runtime.runner.runner_build import cache_dir
+    from edgekit.runtime import cache_dir
 
     source = PLUGIN_SOURCE.read_bytes()
     folder = cache_dir() / "qemu-plugin" / hashlib.sha256(source).hexdigest()[:16]

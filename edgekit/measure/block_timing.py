@@ -219,7 +219,7 @@ def _tool(name: str) -> str:
 
 
 def cost_cache_path(machine: str, mca_cpu: str) -> Path:
-    from edgekit.runtime.runner.runner_build import cache_dir
+    from edgekit.runtime import cache_dir
 
     return cache_dir() / "mca" / f"{machine}-{mca_cpu}-llvm{LLVM_VERSION}.json"
 

@@ -98,7 +98,7 @@ def estimate_spec(target: TargetSpec) -> EstimateSpec:
 
 def estimate_artifact(artifact: Path, inputs: dict[str, np.ndarray] | None = None, runs: int = 3, target: TargetSpec | None = None) -> Estimate:
     """Estimate edgekit's runner on `artifact` (an artifact folder or a bundle) for 1 thread."""
-    from edgekit.runtime.bundle import cached_runner
+    from edgekit.runtime import cached_runner
 
     artifact = Path(artifact)
     model_dir = artifact / "model" if (artifact / "bundle.json").is_file() else artifact
@@ -208,7 +208,7 @@ def _current_target(built_for: TargetSpec) -> TargetSpec:
 def _guest_python(machine: str) -> tuple[str, Path | None, dict[str, str] | None]:
     if machine == "x86_64":
         return sys.executable, None, None
-    from edgekit.runtime.runner.runner_build import cache_dir
+    from edgekit.runtime import cache_dir
 
     root = cache_dir() / "ort-aarch64"
     python = root / "sysroot" / "usr" / "bin" / "python3.11"

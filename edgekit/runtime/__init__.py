@@ -8,5 +8,7 @@
 
 from edgekit.runtime.compiled_model import CompiledModel, load, run_at_rate, time_model, validate_array
 from edgekit.runtime.timing import LatencyStats, RateStats, Timer
+from edgekit.runtime.bundle import cached_runner
+from edgekit.runtime.runner.runner_build import cache_dir
 
-__all__ = ["CompiledModel", "LatencyStats", "RateStats", "Timer", "load", "run_at_rate", "time_model", "validate_array"]
+__all__ = ["CompiledModel", "LatencyStats", "RateStats", "Timer", "cache_dir", "cached_runner", "load", "run_at_rate", "time_model", "validate_array"]

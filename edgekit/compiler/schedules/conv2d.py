@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from tvm import s_tir, tirx
 
+from edgekit.compiler.schedules.channelwise_int8 import schedule_channelwise_int8
 from edgekit.compiler.schedules.common import (
     LAYOUT_REWRITE_PREPROC,
     CpuShape,
@@ -49,7 +50,8 @@ def schedule_conv2d(func: tirx.PrimFunc, cpu: CpuShape) -> s_tir.Schedule | None
         return None
     block, weight_index, grouped = found
     if grouped:
-        _schedule_channelwise(sch, block, cpu)
+        if not schedule_channelwise_int8(sch, block, weight_index, cpu):
+            _schedule_channelwise(sch, block, cpu)
     elif not (_schedule_row_vectorized(sch, block, weight_index, cpu) or _schedule_channel_vectorized(sch, block, weight_index, cpu)):
         return None
     return sch

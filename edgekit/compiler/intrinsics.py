@@ -12,8 +12,12 @@ weights. Only the instructions differ (dot_products.py says which target gets wh
          not be exact, so activations and weights widen to int16 and vpmaddwd sums pairs
          exactly into int32.
 
-The accumulator is a local (register) tile, which is how edgekit's int8 convolution schedule
-uses it. TVM 0.27's own `dot_16x4_vnni` fails LLVM verification against LLVM 22, whose
+The accumulator is the schedule's register tile, in "global" scope (schedules/common.py,
+cache_accumulator: a "local" buffer costs a workspace allocation per tile in TVM 0.27), and the
+activation word is a let binding (`T.bind`): a plain assignment in TVMScript declares a mutable
+local variable, which lowers to a 1-element "local" buffer and two more workspace calls.
+
+TVM 0.27's own `dot_16x4_vnni` fails LLVM verification against LLVM 22, whose
 `llvm.x86.avx512.vpdpbusd.512` takes <64 x i8> operands where TVM passes <16 x i32>. Importing
 `tvm.s_tir.tensor_intrin` would cost ~18 s (it builds every GPU intrinsic), so nothing here
 imports it.
@@ -32,7 +36,7 @@ def _description(depth: int, data: str, weight: str):
     def desc(
         A: T.Buffer((depth,), data, offset_factor=1),
         B: T.Buffer((16, depth), weight, offset_factor=1),
-        C: T.Buffer((16,), "int32", offset_factor=1, scope="local"),
+        C: T.Buffer((16,), "int32", offset_factor=1),
     ) -> None:
         with T.sblock("root"):
             T.reads(C[0:16], A[0:depth], B[0:16, 0:depth])
@@ -50,14 +54,14 @@ def _description(depth: int, data: str, weight: str):
 def _vnni(
     A: T.Buffer((4,), "uint8", offset_factor=1),
     B: T.Buffer((16, 4), "int8", offset_factor=1),
-    C: T.Buffer((16,), "int32", offset_factor=1, scope="local"),
+    C: T.Buffer((16,), "int32", offset_factor=1),
 ) -> None:
     with T.sblock("root"):
         T.reads(C[0:16], A[0:4], B[0:16, 0:4])
         T.writes(C[0:16])
         # The 4 activation bytes, broadcast to all 16 lanes, as the <64 x i8> LLVM 22 expects.
-        a_word = T.reinterpret(A.vload([0], "uint8x4"), dtype="int32")
-        a_bytes = T.reinterpret(T.broadcast(a_word, 16), dtype="int8x64")
+        a_word = T.bind(T.reinterpret(A.vload([0], "uint8x4"), dtype="int32"))
+        a_bytes = T.bind(T.reinterpret(T.broadcast(a_word, 16), dtype="int8x64"))
         C[T.ramp(T.int32(0), 1, 16)] = T.call_llvm_pure_intrin(
             T.llvm_lookup_intrinsic_id("llvm.x86.avx512.vpdpbusd.512"),
             C.vload([0], dtype="int32x16"),
@@ -71,13 +75,13 @@ def _vnni(
 def _sdot(
     A: T.Buffer((4,), "int8", offset_factor=1),
     B: T.Buffer((16, 4), "int8", offset_factor=1),
-    C: T.Buffer((16,), "int32", offset_factor=1, scope="local"),
+    C: T.Buffer((16,), "int32", offset_factor=1),
 ) -> None:
     with T.sblock("root"):
         T.reads(C[0:16], A[0:4], B[0:16, 0:4])
         T.writes(C[0:16])
-        a_word = T.reinterpret(A.vload([0], "int8x4"), dtype="int32")
-        a_bytes = T.reinterpret(T.broadcast(a_word, 4), dtype="int8x16")
+        a_word = T.bind(T.reinterpret(A.vload([0], "int8x4"), dtype="int32"))
+        a_bytes = T.bind(T.reinterpret(T.broadcast(a_word, 4), dtype="int8x16"))
         # Each sdot: 4 lanes (output channels), each the 4-deep dot product of its 4 weight bytes.
         for j in T.unroll(4):
             C[T.ramp(j * 4, 1, 4)] = T.call_llvm_pure_intrin(
@@ -93,21 +97,21 @@ def _sdot(
 def _neon(
     A: T.Buffer((4,), "int8", offset_factor=1),
     B: T.Buffer((16, 4), "int8", offset_factor=1),
-    C: T.Buffer((16,), "int32", offset_factor=1, scope="local"),
+    C: T.Buffer((16,), "int32", offset_factor=1),
 ) -> None:
     with T.sblock("root"):
         T.reads(C[0:16], A[0:4], B[0:16, 0:4])
         T.writes(C[0:16])
-        a_word = T.reinterpret(A.vload([0], "int8x4"), dtype="int32")
-        a_bytes = T.reinterpret(T.broadcast(a_word, 2), dtype="int8x8")
+        a_word = T.bind(T.reinterpret(A.vload([0], "int8x4"), dtype="int32"))
+        a_bytes = T.bind(T.reinterpret(T.broadcast(a_word, 2), dtype="int8x8"))
         # int8 x int8 products fit int16 exactly (|p| <= 16384); saddlp widens their pair sums to int32.
         for j in T.unroll(4):
-            low = T.call_llvm_pure_intrin(
+            low = T.bind(T.call_llvm_pure_intrin(
                 T.llvm_lookup_intrinsic_id("llvm.aarch64.neon.smull.v8i16"), a_bytes, B.vload([j * 4, 0], dtype="int8x8"), dtype="int16x8"
-            )
-            high = T.call_llvm_pure_intrin(
+            ))
+            high = T.bind(T.call_llvm_pure_intrin(
                 T.llvm_lookup_intrinsic_id("llvm.aarch64.neon.smull.v8i16"), a_bytes, B.vload([j * 4 + 2, 0], dtype="int8x8"), dtype="int16x8"
-            )
+            ))
             C[T.ramp(j * 4, 1, 4)] = C.vload([j * 4], dtype="int32x4") + T.call_llvm_pure_intrin(
                 T.llvm_lookup_intrinsic_id("llvm.aarch64.neon.addp.v4i32"),
                 T.call_llvm_pure_intrin(T.llvm_lookup_intrinsic_id("llvm.aarch64.neon.saddlp.v4i32.v8i16"), low, dtype="int32x4"),
@@ -120,13 +124,13 @@ def _neon(
 def _avx2(
     A: T.Buffer((2,), "int16", offset_factor=1),
     B: T.Buffer((16, 2), "int16", offset_factor=1),
-    C: T.Buffer((16,), "int32", offset_factor=1, scope="local"),
+    C: T.Buffer((16,), "int32", offset_factor=1),
 ) -> None:
     with T.sblock("root"):
         T.reads(C[0:16], A[0:2], B[0:16, 0:2])
         T.writes(C[0:16])
-        a_pair = T.reinterpret(A.vload([0], "int16x2"), dtype="int32")
-        a_pairs = T.reinterpret(T.broadcast(a_pair, 8), dtype="int16x16")
+        a_pair = T.bind(T.reinterpret(A.vload([0], "int16x2"), dtype="int32"))
+        a_pairs = T.bind(T.reinterpret(T.broadcast(a_pair, 8), dtype="int16x16"))
         # Each vpmaddwd: 8 lanes, each the exact int32 sum of its 2 int16 x int16 products.
         for j in T.unroll(2):
             C[T.ramp(j * 8, 1, 8)] = C.vload([j * 8], dtype="int32x8") + T.call_llvm_pure_intrin(

@@ -14,7 +14,7 @@ from __future__ import annotations
 from tvm import s_tir, tirx
 
 from edgekit.compiler.dot_products import LANES, DotScheme
-from edgekit.compiler.schedules.common import CpuShape, divisors, extent, inline_epilogues, parallelize_outer, sblock_iter_kinds, vectorize_innermost
+from edgekit.compiler.schedules.common import CpuShape, cache_accumulator, divisors, extent, inline_epilogues, parallelize_outer, sblock_iter_kinds, vectorize_innermost
 
 def schedule_conv2d_int8(func: tirx.PrimFunc, cpu: CpuShape) -> s_tir.Schedule | None:
     dot = cpu.dot
@@ -29,7 +29,7 @@ def schedule_conv2d_int8(func: tirx.PrimFunc, cpu: CpuShape) -> s_tir.Schedule |
     width = extent(sch, x) or 1
     pixels = tile_length(width, dot.max_pixels(cpu.vector_registers))
     producers = sch.get_producers(block)
-    accumulator = sch.cache_write(block, 0, "local")
+    accumulator = cache_accumulator(sch, block)
     sch.transform_layout(block, ("write", 0), lambda a, b, c, d: (a, c, d, b))
     f_o, f_i = sch.split(f, [None, LANES])
     x_o, x_i = sch.split(x, [None, pixels])
@@ -111,7 +111,7 @@ def schedule_dense_int8(func: tirx.PrimFunc, cpu: CpuShape) -> s_tir.Schedule | 
     m, n, rk, ri = sch.get_loops(block)
     rows = tile_length(extent(sch, m) or 1, dot.max_pixels(cpu.vector_registers))
     producers = sch.get_producers(block)
-    accumulator = sch.cache_write(block, 0, "local")
+    accumulator = cache_accumulator(sch, block)
     m_o, m_i = sch.split(m, [None, rows])
     n_o, n_i = sch.split(n, [None, LANES])
     sch.reorder(m_o, n_o, rk, m_i, n_i, ri)

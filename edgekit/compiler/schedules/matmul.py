@@ -15,6 +15,7 @@ from tvm.s_tir.dlight.analysis.common_analysis import collect_vars_used_in_prim_
 
 from edgekit.compiler.schedules.common import (
     CpuShape,
+    cache_accumulator,
     divisors,
     extent,
     inline_epilogues,
@@ -63,7 +64,7 @@ def schedule_matmul(func: tirx.PrimFunc, cpu: CpuShape) -> s_tir.Schedule | None
         pack = (lambda kk, jj: (jj // columns, kk, jj % columns)) if k_first else (lambda jj, kk: (jj // columns, kk, jj % columns))
         prepack_read(sch, block, b_index, pack)
 
-    accumulator = sch.cache_write(block, 0, "local")
+    accumulator = cache_accumulator(sch, block)
     j_o, j_i = sch.split(j_loop, [None, columns])
     i_o, i_i = sch.split(i_loop, [None, row_tile])
     sch.reorder(*batch, j_o, i_o, k_loop, i_i, j_i)

@@ -26,10 +26,9 @@ from edgekit.compiler.schedules.common import (
     CpuShape,
     divisors,
     extent,
-    inline_epilogues,
     lanes_dividing,
     sblock_iter_kinds,
-    vectorize_by_lanes,
+    tile_channelwise_rows,
     vectorize_innermost,
 )
 
@@ -43,8 +42,7 @@ def schedule_channelwise_int8(sch: s_tir.Schedule, block, weight_index: int, cpu
     stmt = sch.get(block)
     if len(stmt.reads) != 2 or any(str(region.source.dtype) not in EIGHT_BIT for region in stmt.reads):
         return False
-    n, f, y, x, rc, ry, rx = sch.get_loops(block)
-    width = extent(sch, x)
+    width = extent(sch, sch.get_loops(block)[3])
     stride = _column_stride(stmt.reads[1 - weight_index].region[3].min, stmt.iter_vars[3].var)
     if width is None or stride not in (1, 2):
         return False
@@ -60,18 +58,7 @@ def schedule_channelwise_int8(sch: s_tir.Schedule, block, weight_index: int, cpu
         sch.transform_block_layout(producer, _DEINTERLEAVE)
 
     row, lanes = _row_tile(width, cpu)
-    accumulator = sch.cache_write(block, 0, "local")
-    x_o, x_i = sch.split(x, [None, row])
-    sch.reorder(n, f, y, x_o, rc, ry, rx, x_i)
-    outer = sch.fuse(n, f)
-    sch.parallel(outer)
-    for loop in (rc, ry, rx):
-        sch.unroll(loop)
-    vectorize_by_lanes(sch, x_i, lanes)
-    sch.decompose_reduction(block, rc)
-    result = inline_epilogues(sch, accumulator)
-    sch.reverse_compute_at(result, x_o)
-    vectorize_by_lanes(sch, sch.get_loops(result)[-1], lanes)
+    outer = tile_channelwise_rows(sch, block, row, lanes, unroll_window=True)
 
     for other in producers:
         if producer is not None and other.same_as(producer):

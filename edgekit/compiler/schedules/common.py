@@ -189,3 +189,24 @@ def plain_loop_nest(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV) -> bool
     if not isinstance(realize, s_tir.SBlockRealize) or len(loops) != len(realize.iter_values):
         return False
     return all(value.same_as(sch.get(loop).loop_var) for value, loop in zip(realize.iter_values, loops))
+
+
+def tile_channelwise_rows(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV, row: int, lanes: int, unroll_window: bool = False) -> s_tir.schedule.LoopRV:
+    """A depthwise/grouped conv block (n, f, y, x, rc, ry, rx) parallel over (batch, channel),
+    a `row`-wide piece of the output row vectorized by `lanes` and accumulated in a local tile
+    over the window, the fused epilogue written back from it; returns the parallel loop."""
+    n, f, y, x, rc, ry, rx = sch.get_loops(block)
+    accumulator = sch.cache_write(block, 0, "local")
+    x_o, x_i = sch.split(x, [None, row])
+    sch.reorder(n, f, y, x_o, rc, ry, rx, x_i)
+    outer = sch.fuse(n, f)
+    sch.parallel(outer)
+    if unroll_window:
+        for loop in (rc, ry, rx):
+            sch.unroll(loop)
+    vectorize_by_lanes(sch, x_i, lanes)
+    sch.decompose_reduction(block, rc)
+    result = inline_epilogues(sch, accumulator)
+    sch.reverse_compute_at(result, x_o)
+    vectorize_by_lanes(sch, sch.get_loops(result)[-1], lanes)
+    return outer

@@ -38,6 +38,7 @@ from edgekit.compiler.schedules.common import (
     prepack_read,
     register_tile,
     sblock_iter_kinds,
+    tile_channelwise_rows,
     vectorize_by_lanes,
     vectorize_innermost,
 )
@@ -173,20 +174,10 @@ def _is_sum_of(expr, a, b) -> bool:
 
 
 def _schedule_channelwise(sch: s_tir.Schedule, block, cpu: CpuShape) -> None:
-    n, f, y, x, rc, ry, rx = sch.get_loops(block)
-    width = extent(sch, x) or 1
+    width = extent(sch, sch.get_loops(block)[3]) or 1
     row, lanes = _row_tile(width, cpu)
     producers = sch.get_producers(block)
-    accumulator = sch.cache_write(block, 0, "local")
-    x_o, x_i = sch.split(x, [None, row])
-    sch.reorder(n, f, y, x_o, rc, ry, rx, x_i)
-    outer = sch.fuse(n, f)
-    sch.parallel(outer)
-    vectorize_by_lanes(sch, x_i, lanes)
-    sch.decompose_reduction(block, rc)
-    result = inline_epilogues(sch, accumulator)
-    sch.reverse_compute_at(result, x_o)
-    vectorize_by_lanes(sch, sch.get_loops(result)[-1], lanes)
+    outer = tile_channelwise_rows(sch, block, row, lanes)
     for producer in producers:
         if sblock_iter_kinds(sch, producer) == "SSSS":
             sch.compute_at(producer, outer)

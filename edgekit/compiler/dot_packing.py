@@ -43,8 +43,9 @@ def packed_conv2d(bb: relax.BlockBuilder, call: relax.Call, x: Term, w: Term, sc
     data = bb.emit(relax.op.reshape(data, [n, groups, depth, height, width]))
     data = bb.emit(relax.op.permute_dims(data, [0, 1, 3, 4, 2]))
     out_channels, _, kh, kw = w.value.shape
-    weight = np.pad(w.value, [(0, 0), (0, extra), (0, 0), (0, 0)])
-    packed = weight.reshape(out_channels // LANES, LANES, groups, depth, kh, kw).transpose(0, 2, 4, 5, 1, 3)
+    blocks = -(-out_channels // LANES)
+    weight = np.pad(w.value, [(0, blocks * LANES - out_channels), (0, extra), (0, 0), (0, 0)])
+    packed = weight.reshape(blocks, LANES, groups, depth, kh, kw).transpose(0, 2, 4, 5, 1, 3)
     out_h, out_w = [int(d) for d in list(call.ty.shape)[2:]]
     strides = [int(s) for s in attrs.strides]
     dilation = [int(d) for d in attrs.dilation]
@@ -68,7 +69,9 @@ def packed_dense(bb: relax.BlockBuilder, a: Term, b: Term, out_shape: list[int],
     if extra:
         data = bb.emit(relax.op.nn.pad(data, [0, 0, 0, extra], pad_value=float(zp)))
     weight = np.pad(b.value, [(0, extra), (0, 0)])
-    packed = weight.reshape((rows_in + extra) // depth, depth, columns // LANES, LANES).transpose(2, 0, 3, 1)
+    blocks = -(-columns // LANES)
+    weight = np.pad(weight, [(0, 0), (0, blocks * LANES - columns)])
+    packed = weight.reshape((rows_in + extra) // depth, depth, blocks, LANES).transpose(2, 0, 3, 1)
     weights = relax.const(np.ascontiguousarray(packed).astype(scheme.weight_dtype), scheme.weight_dtype)
     acc = bb.emit_te(packed_dense_te, data, weights, (rows, columns), depth, primfunc_name_hint=_kernel_name("dense", scheme))
     acc = subtract_zero_point_correction(bb, acc, zp, b.value, output_axis=1, shape=[-1])
@@ -101,8 +104,9 @@ def packed_conv_te(data, weight, shape, strides, dilation, kernel):
     ry = te.reduce_axis((0, kernel[0]), "ry")
     rx = te.reduce_axis((0, kernel[1]), "rx")
     ri = te.reduce_axis((0, depth), "ri")
-    return te.compute(
-        shape,
+    n, _, height, width = shape
+    conv = te.compute(
+        (n, weight.shape[0] * LANES, height, width),
         lambda b, f, y, x: te.sum(
             data[b, rc, y * strides[0] + ry * dilation[0], x * strides[1] + rx * dilation[1], ri].astype("int32")
             * weight[f // LANES, rc, ry, rx, f % LANES, ri].astype("int32"),
@@ -110,6 +114,7 @@ def packed_conv_te(data, weight, shape, strides, dilation, kernel):
         ),
         name="conv2d_packed",
     )
+    return _whole_blocks_sliced(conv, shape, axis=1)
 
 
 def packed_dense_te(data, weight, shape, depth):
@@ -117,8 +122,24 @@ def packed_dense_te(data, weight, shape, depth):
 
     rk = te.reduce_axis((0, data.shape[1] // depth), "rk")
     ri = te.reduce_axis((0, depth), "ri")
-    return te.compute(
-        shape,
+    dense = te.compute(
+        (shape[0], weight.shape[0] * LANES),
         lambda m, n: te.sum(data[m, rk * depth + ri].astype("int32") * weight[n // LANES, rk, n % LANES, ri].astype("int32"), axis=[rk, ri]),
         name="dense_packed",
     )
+    return _whole_blocks_sliced(dense, shape, axis=1)
+
+
+def _whole_blocks_sliced(acc, shape, axis: int):
+    """`acc` computed on whole 16-lane blocks of output channels, cut to the `shape` asked for.
+
+    24 or 1000 output channels still run the dot-product kernel (on 32 and 1008, the weights
+    padded with zeros) instead of falling back to a per-value kernel: the slice reads at the same
+    indices it writes, so it is elementwise to TVM's fusion and the requantization epilogue still
+    fuses behind it; the schedule inlines it into the tile's write-back under a predicate.
+    """
+    from tvm import te
+
+    if int(acc.shape[axis]) == int(shape[axis]):
+        return acc
+    return te.compute(shape, lambda *i: acc[i], name="whole_blocks_sliced")

@@ -26,7 +26,7 @@ from edgekit.compiler import integer_layout as layout
 from edgekit.compiler.integer_elementwise import FloatConstant, NoOperands, VarOperands
 from edgekit.compiler.integer_tables import ELEMENTWISE, TableFunction
 from edgekit.compiler.integer_values import INT_RANGES, IntValue, Match, Term
-from edgekit.compiler.dot_products import LANES, DotScheme
+from edgekit.compiler.dot_products import DotScheme
 
 # What a rule's result becomes in the graph.
 OPENS = "opens"  # a region's entry (DequantizeLinear): the call stays, its integers become known
@@ -148,11 +148,8 @@ def constant_symmetric_int8_weights(m: Match) -> bool:
 
 
 def packable_conv2d(m: Match) -> bool:
-    """Those weights on a target with dot-product instructions, ungrouped, with output channels in whole 16-lane blocks."""
-    if not (m.dot is not None and constant_symmetric_int8_weights(m)):
-        return False
-    _, w = m.singles
-    return int(m.call.attrs.groups) == 1 and w.value.shape[0] % LANES == 0
+    """Those weights on a target with dot-product instructions, ungrouped (output channels are padded to whole 16-lane blocks)."""
+    return m.dot is not None and constant_symmetric_int8_weights(m) and int(m.call.attrs.groups) == 1
 
 
 def integer_matmul_operands(m: Match) -> bool:
@@ -170,9 +167,8 @@ def constant_symmetric_int8_matrix(m: Match) -> bool:
 
 
 def packable_matrix(m: Match) -> bool:
-    """That matrix on a target with dot-product instructions, with columns in whole 16-lane blocks."""
-    _, b = m.singles
-    return m.dot is not None and constant_symmetric_int8_matrix(m) and b.value.shape[1] % LANES == 0
+    """That matrix on a target with dot-product instructions (columns are padded to whole 16-lane blocks)."""
+    return m.dot is not None and constant_symmetric_int8_matrix(m)
 
 
 def int32_on_one_grid(m: Match) -> bool:

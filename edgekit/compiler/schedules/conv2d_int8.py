@@ -36,7 +36,7 @@ def schedule_conv2d_int8(func: tirx.PrimFunc, cpu: CpuShape) -> s_tir.Schedule |
     sch.reorder(n, f_o, y, x_o, rc, ry, rx, x_i, f_i, ri)
     parallelize_outer(sch, [n, f_o, y], cpu.cores, min_work=width * LANES * (extent(sch, rc) or 1) * dot.depth)
     sch.unroll(x_i)
-    result = inline_epilogues(sch, accumulator)
+    result = inline_epilogues(sch, _sliced_write_back(sch, accumulator))
     sch.reverse_compute_at(result, x_o)
     _write_back(sch, result, pixels)
     sch.decompose_reduction(block, rc)
@@ -70,6 +70,18 @@ def _write_back(sch: s_tir.Schedule, result, tile: int, transpose: bool = True) 
         column, channel = loops[-2:]
     sch.unroll(column)
     sch.vectorize(channel)
+
+
+def _sliced_write_back(sch: s_tir.Schedule, write_back):
+    """The block the epilogue fuses into: the tile's write-back, or, when the compute runs on more
+    output channels than asked (dot_packing._whole_blocks_sliced), the slice reading the tile
+    directly. The slice cannot be inlined into the write-back: TVM 0.27's reverse_compute_inline
+    would keep the write-back's whole-block domain and store past the output's last channel."""
+    consumers = sch.get_consumers(write_back)
+    if len(consumers) == 1 and sch.get(consumers[0]).name_hint == "whole_blocks_sliced":
+        sch.compute_inline(write_back)
+        return consumers[0]
+    return write_back
 
 
 def _find_packed(sch: s_tir.Schedule, iter_kinds: str, dot: DotScheme, data_rank: int, weight_rank: int):
@@ -118,7 +130,7 @@ def schedule_dense_int8(func: tirx.PrimFunc, cpu: CpuShape) -> s_tir.Schedule | 
     parallelize_outer(sch, [m_o, n_o], cpu.cores, min_work=rows * LANES * (extent(sch, rk) or 1) * dot.depth)
     tile = sch.get_loops(block)[-5]  # n_o, or the fused (m_o, n_o): n_o is gone once fused
     sch.unroll(m_i)
-    result = inline_epilogues(sch, accumulator)
+    result = inline_epilogues(sch, _sliced_write_back(sch, accumulator))
     sch.reverse_compute_at(result, tile)
     _write_back(sch, result, rows, transpose=False)
     sch.decompose_reduction(block, rk)

@@ -12,6 +12,7 @@ of 16 int32 lanes. The rewrite hands it the layouts it wants, exact like the pla
 
     conv2d  data [N, C/D, H, W, D]  weight [O/16, C/D, KH, KW, 16, D] -> int32 NCHW
     dense   data [M, K] (K padded)  weight [N/16, K/D, 16, D]          -> int32 [M, N]
+    batch   data [T, M, K]          B [T, N/16, K/D, 16, D] (run time)  -> int32 [T, M, N]
 
 The schedule that tensorizes these computes is schedules/conv2d_int8.py.
 """
@@ -78,6 +79,42 @@ def packed_dense(bb: relax.BlockBuilder, a: Term, b: Term, out_shape: list[int],
     return bb.emit(relax.op.reshape(acc, out_shape))
 
 
+def packed_batch_matmul(bb: relax.BlockBuilder, a: Term, b: Term, out_shape: list[int], scheme: DotScheme) -> relax.Expr:
+    """The int32 sum of (a - za)(b - zb) over K for two activations (attention's Q x K^T, P x V), packed for `scheme`.
+
+    B is packed at run time to [batch, N/16, K/DEPTH, 16, DEPTH] on the weight grid (int8 for
+    sdot and VNNI, int16 for AVX2) and multiplied by the packed dense's kernel with a batch loop.
+    Its zero point is not zero, so the sum of the raw grids comes with three corrections:
+    raw - zb * rowsum(a) - za * colsum(b) + K * za * zb. Padding of K (a with za, b with 0) adds
+    za * 0 to the raw sum, nothing, and the sums are over the unpadded operands.
+    """
+    depth = scheme.depth
+    data, za = on_grid(bb, a, scheme.data_dtype)
+    right, zb = on_grid(bb, b, scheme.weight_dtype)
+    *batch_dims, rows, inner = [int(d) for d in data.ty.shape]
+    columns = int(b.q.ty.shape[-1])
+    batch = int(np.prod(batch_dims)) if batch_dims else 1
+    data = bb.emit(relax.op.reshape(data, [batch, rows, inner]))
+    right = bb.emit(relax.op.reshape(right, [batch, inner, columns]))
+    rowsum = bb.emit(relax.op.sum(bb.emit(relax.op.astype(data, "int32")), axis=[2], keepdims=True))
+    colsum = bb.emit(relax.op.sum(bb.emit(relax.op.astype(right, "int32")), axis=[1], keepdims=True))
+    extra, blocks = -inner % depth, -(-columns // LANES)
+    if extra:
+        data = bb.emit(relax.op.nn.pad(data, [0, 0, 0, 0, 0, extra], pad_value=float(za)))
+    if extra or blocks * LANES != columns:
+        right = bb.emit(relax.op.nn.pad(right, [0, 0, 0, extra, 0, blocks * LANES - columns], pad_value=0.0))
+    steps = (inner + extra) // depth
+    packed = bb.emit(relax.op.permute_dims(bb.emit(relax.op.reshape(right, [batch, steps, depth, blocks, LANES])), [0, 3, 1, 4, 2]))
+    acc = bb.emit_te(packed_batch_dense_te, data, packed, (batch, rows, columns), depth, primfunc_name_hint=_kernel_name("batch_dense", scheme))
+    if zb:
+        acc = bb.emit(relax.op.subtract(acc, bb.emit(relax.op.multiply(rowsum, relax.const(zb, "int32")))))
+    if za:
+        acc = bb.emit(relax.op.subtract(acc, bb.emit(relax.op.multiply(colsum, relax.const(za, "int32")))))
+    if za and zb:
+        acc = bb.emit(relax.op.add(acc, relax.const(inner * za * zb, "int32")))
+    return bb.emit(relax.op.reshape(acc, out_shape))
+
+
 def _kernel_name(kind: str, scheme: DotScheme) -> str:
     """conv2d_u8i8_packed (VNNI, the name earlier artifacts carry), conv2d_i8i8_packed, conv2d_i16i16_packed."""
     short = {"uint8": "u8", "int8": "i8", "int16": "i16"}
@@ -128,6 +165,19 @@ def packed_dense_te(data, weight, shape, depth):
         name="dense_packed",
     )
     return _whole_blocks_sliced(dense, shape, axis=1)
+
+
+def packed_batch_dense_te(data, weight, shape, depth):
+    from tvm import te
+
+    rk = te.reduce_axis((0, data.shape[2] // depth), "rk")
+    ri = te.reduce_axis((0, depth), "ri")
+    dense = te.compute(
+        (shape[0], shape[1], weight.shape[1] * LANES),
+        lambda t, m, n: te.sum(data[t, m, rk * depth + ri].astype("int32") * weight[t, n // LANES, rk, n % LANES, ri].astype("int32"), axis=[rk, ri]),
+        name="dense_packed",
+    )
+    return _whole_blocks_sliced(dense, shape, axis=2)
 
 
 def _whole_blocks_sliced(acc, shape, axis: int):

@@ -46,6 +46,11 @@ class DotScheme:
         """The registered tensor intrinsic's name (registered on first use)."""
         return intrinsics.register(self.name)
 
+    def deep_intrinsic(self) -> tuple[str, int] | None:
+        """(name, steps) of the intrinsic doing `steps` depth steps of one contiguous row per call, if
+        the scheme has one (sdot: by-element sdot on one 16-byte load), else None."""
+        return intrinsics.register_deep(self.name)
+
     def max_pixels(self, vector_registers: int) -> int:
         """Output columns per register tile: accumulators plus one block of weights, a broadcast and
         two spare registers must fit the register file (a tile that does not fit spills)."""

@@ -15,7 +15,7 @@ from tvm import relax
 from tvm.ir.expr import Constant
 
 from edgekit.compiler.integer_values import IntValue, Match, Term, axis_constant, requantize, subtract_zero_point_correction
-from edgekit.compiler.dot_packing import packed_conv2d, packed_dense
+from edgekit.compiler.dot_packing import packed_batch_matmul, packed_conv2d, packed_dense
 
 # -- region edges -------------------------------------------------------------------------------------
 
@@ -83,6 +83,12 @@ def matmul_packed(bb: relax.BlockBuilder, m: Match) -> IntValue:
     """Activations x constant int8 weights as the packed dense of dot_packing.py."""
     a, b = m.singles
     return _matmul_result(packed_dense(bb, a, b, [int(d) for d in m.call.ty.shape], m.dot), m)
+
+
+def matmul_activations_packed(bb: relax.BlockBuilder, m: Match) -> IntValue:
+    """Two activations (attention) as the packed dense with a batch loop, B packed at run time (dot_packing.py)."""
+    a, b = m.singles
+    return _matmul_result(packed_batch_matmul(bb, a, b, [int(d) for d in m.call.ty.shape], m.dot), m)
 
 
 def matmul_centred(bb: relax.BlockBuilder, m: Match) -> IntValue:

@@ -171,6 +171,22 @@ def packable_matrix(m: Match) -> bool:
     return m.dot is not None and constant_symmetric_int8_matrix(m)
 
 
+def packable_activation_matmul(m: Match) -> bool:
+    """Two activations per tensor, of the same static batch shape, on a target with dot-product instructions."""
+    if m.dot is None or not integer_matmul_operands(m):
+        return False
+    a, b = m.singles
+    if not (a.per_tensor and b.per_tensor and b.dtype in ("int8", "uint8") and a.value is None):
+        return False
+    a_shape, b_shape = a.q.ty.shape, b.q.ty.shape
+    if a_shape is None or b_shape is None:
+        return False
+    a_shape, b_shape = list(a_shape), list(b_shape)
+    if len(a_shape) != len(b_shape) or len(a_shape) < 2 or not all(isinstance(d, IntImm) for d in a_shape + b_shape):
+        return False
+    return [int(d) for d in a_shape[:-2]] == [int(d) for d in b_shape[:-2]]
+
+
 def int32_on_one_grid(m: Match) -> bool:
     """Two int32 accumulators with the same scales and zero points 0 (a bias add)."""
     a, b = m.singles
@@ -261,6 +277,7 @@ RULES: tuple[Rule, ...] = (
     Rule("conv2d", "relax.nn.conv2d", FIRST_TWO, when=constant_symmetric_int8_weights, build=build.conv2d_int8),
     Rule("matmul-packed", "relax.matmul", FIRST_TWO, when=packable_matrix, build=build.matmul_packed),
     Rule("matmul-weights", "relax.matmul", FIRST_TWO, when=constant_symmetric_int8_matrix, build=build.matmul_constant),
+    Rule("matmul-activations-packed", "relax.matmul", FIRST_TWO, when=packable_activation_matmul, build=build.matmul_activations_packed),
     Rule("matmul-activations", "relax.matmul", FIRST_TWO, when=integer_matmul_operands, build=build.matmul_centred),
     # Sums: a bias on the accumulator's grid adds in int32, anything else stays a sum of terms.
     Rule("bias-add", "relax.add", FIRST_TWO, when=int32_on_one_grid, build=build.bias_add),

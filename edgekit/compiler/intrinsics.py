@@ -93,6 +93,52 @@ def _sdot(
             )
 
 
+def _deep_description(depth: int, steps: int, data: str, weight: str):
+    """`steps` consecutive depth steps of one row: A [steps * depth] contiguous, B [steps, 16, depth]."""
+
+    @T.prim_func(s_tir=True)
+    def desc(
+        A: T.Buffer((steps * depth,), data, offset_factor=1),
+        B: T.Buffer((steps, 16, depth), weight, offset_factor=1),
+        C: T.Buffer((16,), "int32", offset_factor=1),
+    ) -> None:
+        with T.sblock("root"):
+            T.reads(C[0:16], A[0:steps * depth], B[0:steps, 0:16, 0:depth])
+            T.writes(C[0:16])
+            for j in T.serial(0, steps):
+                for i in T.serial(0, 16):
+                    for k in T.serial(0, depth):
+                        with T.sblock("update"):
+                            vi, vj, vk = T.axis.remap("SRR", [i, j, k])  # in the compute's order: n, rk, ri
+                            C[vi] = C[vi] + T.cast(A[vj * depth + vk], "int32") * T.cast(B[vj, vi, vk], "int32")
+
+    return desc
+
+
+@T.prim_func(s_tir=True)
+def _sdot_deep(
+    A: T.Buffer((16,), "int8", offset_factor=1),
+    B: T.Buffer((4, 16, 4), "int8", offset_factor=1),
+    C: T.Buffer((16,), "int32", offset_factor=1),
+) -> None:
+    with T.sblock("root"):
+        T.reads(C[0:16], A[0:16], B[0:4, 0:16, 0:4])
+        T.writes(C[0:16])
+        # Four depth steps' activations in one 16-byte load; each step's word is picked by the
+        # by-element sdot (LLVM folds the lane splat into `sdot v.4s, v.16b, v.4b[j]`), so no
+        # ld1r spends a vector-pipe slot on a broadcast (on Neoverse N1 / A76 it does).
+        a_words = T.bind(T.reinterpret(A.vload([0], "int8x16"), dtype="int32x4"))
+        for j in T.unroll(4):
+            for v in T.unroll(4):
+                C[T.ramp(v * 4, 1, 4)] = T.call_llvm_pure_intrin(
+                    T.llvm_lookup_intrinsic_id("llvm.aarch64.neon.sdot.v4i32.v16i8"),
+                    C.vload([v * 4], dtype="int32x4"),
+                    B.vload([j, v * 4, 0], dtype="int8x16"),
+                    T.reinterpret(T.Shuffle([a_words], [j, j, j, j]), dtype="int8x16"),
+                    dtype="int32x4",
+                )
+
+
 @T.prim_func(s_tir=True)
 def _neon(
     A: T.Buffer((4,), "int8", offset_factor=1),
@@ -146,6 +192,12 @@ IMPLEMENTATIONS = {
     "avx2": ("edgekit_avx2_i16i16i32_16x2", 2, "int16", "int16", _avx2),
 }
 
+# scheme name -> (intrinsic name, steps, implementation): several depth steps of one row per call,
+# where a scheme gains from reading them as one vector (dense rows are contiguous in depth).
+DEEP_IMPLEMENTATIONS = {
+    "sdot": ("edgekit_sdot_i8i8i32_16x4x4", 4, _sdot_deep),
+}
+
 _registered: set[str] = set()
 
 
@@ -156,3 +208,15 @@ def register(scheme: str) -> str:
         TensorIntrin.register(name, _description(depth, data, weight), impl, override=True)
         _registered.add(scheme)
     return name
+
+
+def register_deep(scheme: str) -> tuple[str, int] | None:
+    """Register `scheme`'s several-steps intrinsic once per process: (its name, steps), or None."""
+    if scheme not in DEEP_IMPLEMENTATIONS:
+        return None
+    name, steps, impl = DEEP_IMPLEMENTATIONS[scheme]
+    _, depth, data, weight, _ = IMPLEMENTATIONS[scheme]
+    if name not in _registered:
+        TensorIntrin.register(name, _deep_description(depth, steps, data, weight), impl, override=True)
+        _registered.add(name)
+    return name, steps

@@ -86,17 +86,17 @@ def test_constant_symmetric_int8_weights_needs_constant_symmetric_int8_weights()
     assert not rules.constant_symmetric_int8_weights(conv2d_match(x=activation([1, 4, 8, 8], dtype="int32")))
 
 
-def test_vnni_packable_conv2d_needs_vnni_whole_lane_blocks_and_no_groups():
+def test_packable_conv2d_needs_a_dot_product_and_no_groups():
     assert rules.packable_conv2d(conv2d_match(out_channels=32))
     assert not rules.packable_conv2d(conv2d_match(out_channels=32, dot=None))
-    assert not rules.packable_conv2d(conv2d_match(out_channels=24))
+    assert rules.packable_conv2d(conv2d_match(out_channels=24))  # computed on 32, cut back to 24
     assert not rules.packable_conv2d(conv2d_match(out_channels=16, groups=2))
     assert rules.constant_symmetric_int8_weights(conv2d_match(out_channels=24))  # the plain rule still applies
 
 
 def test_matrix_predicates_refine_each_other():
     assert rules.packable_matrix(matmul_match(columns=32))
-    assert not rules.packable_matrix(matmul_match(columns=24))
+    assert rules.packable_matrix(matmul_match(columns=24))
     assert rules.constant_symmetric_int8_matrix(matmul_match(columns=24))
     assert not rules.packable_matrix(matmul_match(columns=32, dot=None))
     b_activation = Term(relax.Var("k", relax.TensorType([24, 32], "int8")), "int8", np.array(0.02), np.array(-4, np.int64))
@@ -190,11 +190,13 @@ def lookup(match: Match, dot: DotScheme | None) -> str | None:
 def test_the_lookup_takes_the_vnni_rule_only_where_it_applies():
     assert lookup(conv2d_match(out_channels=16), dot=VNNI) == "conv2d-packed"
     assert lookup(conv2d_match(out_channels=16), dot=None) == "conv2d"
-    assert lookup(conv2d_match(out_channels=8), dot=VNNI) == "conv2d"
+    assert lookup(conv2d_match(out_channels=8), dot=VNNI) == "conv2d-packed"  # on one 16-lane block, cut back
+    assert lookup(conv2d_match(out_channels=16, groups=2), dot=VNNI) == "conv2d"
     assert lookup(matmul_match(columns=32), dot=VNNI) == "matmul-packed"
     assert lookup(matmul_match(columns=32), dot=None) == "matmul-weights"
     b_activation = Term(relax.Var("k", relax.TensorType([24, 32], "int8")), "int8", np.array(0.02), np.array(-4, np.int64))
-    assert lookup(matmul_match(b=b_activation), dot=VNNI) == "matmul-activations"
+    assert lookup(matmul_match(b=b_activation), dot=VNNI) == "matmul-activations-packed"
+    assert lookup(matmul_match(b=b_activation), dot=None) == "matmul-activations"
     scales = np.linspace(0.001, 0.002, 16)
     assert lookup(add_match(IntValue((accumulator(scales),)), IntValue((accumulator(scales),))), dot=None) == "bias-add"
     assert lookup(add_match(IntValue((activation([1, 16, 4, 4]),)), IntValue((activation([1, 16, 4, 4]),))), dot=None) == "add"

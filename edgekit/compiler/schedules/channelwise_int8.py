@@ -111,7 +111,7 @@ def _deinterleave_intrinsic(half: int, dtype: str) -> str:
         with T.sblock("root"):
             T.reads(a[0:row])
             T.writes(b[0:2, 0:half])
-            words = T.reinterpret(a.vload([0], f"{dtype}x{row}"), dtype=f"int16x{half}")
+            words = T.bind(T.reinterpret(a.vload([0], f"{dtype}x{row}"), dtype=f"int16x{half}"))
             b[0, T.ramp(0, 1, half)] = T.Cast(f"{dtype}x{half}", words)
             b[1, T.ramp(0, 1, half)] = T.Cast(f"{dtype}x{half}", T.shift_right(words, T.broadcast(T.int16(8), half)))
 

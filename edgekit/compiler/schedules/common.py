@@ -196,7 +196,7 @@ def tile_channelwise_rows(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV, r
     a `row`-wide piece of the output row vectorized by `lanes` and accumulated in a local tile
     over the window, the fused epilogue written back from it; returns the parallel loop."""
     n, f, y, x, rc, ry, rx = sch.get_loops(block)
-    accumulator = sch.cache_write(block, 0, "local")
+    accumulator = cache_accumulator(sch, block)
     x_o, x_i = sch.split(x, [None, row])
     sch.reorder(n, f, y, x_o, rc, ry, rx, x_i)
     outer = sch.fuse(n, f)

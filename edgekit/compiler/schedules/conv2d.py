@@ -28,6 +28,7 @@ from edgekit.compiler.schedules.channelwise_int8 import schedule_channelwise_int
 from edgekit.compiler.schedules.common import (
     LAYOUT_REWRITE_PREPROC,
     CpuShape,
+    cache_accumulator,
     divisors,
     extent,
     inline_epilogues,
@@ -102,7 +103,7 @@ def _schedule_channel_vectorized(sch: s_tir.Schedule, block, weight_index: int, 
     producers = sch.get_producers(block)  # the padding, before the weight copy and init exist
 
     prepack_read(sch, block, weight_index, lambda o, i, h, w: (o // block_channels, i, h, w, o % block_channels))
-    accumulator = sch.cache_write(block, 0, "local")
+    accumulator = cache_accumulator(sch, block)
     # Channels innermost in the accumulator, so the vectorized channel loop reads and writes it contiguously.
     sch.transform_layout(block, ("write", 0), lambda a, b, c, d: (a, c, d, b))
     f_o, f_i = sch.split(f, [None, block_channels])
@@ -147,7 +148,7 @@ def _schedule_row_vectorized(sch: s_tir.Schedule, block, weight_index: int, cpu:
     producers = sch.get_producers(block)
 
     prepack_read(sch, block, weight_index, lambda o, i, h, w: (o // rows, i, h, w, o % rows))
-    accumulator = sch.cache_write(block, 0, "local")
+    accumulator = cache_accumulator(sch, block)
     f_o, f_i = sch.split(f, [None, rows])
     x_o, x_i = sch.split(x, [None, vectors * lanes])
     sch.reorder(n, f_o, y, x_o, rc, ry, rx, f_i, x_i)

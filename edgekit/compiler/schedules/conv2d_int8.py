@@ -63,9 +63,11 @@ def _write_back(sch: s_tir.Schedule, result, tile: int, transpose: bool = True) 
     if tile == 1:
         sch.vectorize(loops[-1])
         return
-    if transpose:  # the conv's tile is written channels-first: columns go outside
+    if transpose:  # NCHW output: each channel's columns are contiguous bytes, one vector store
         channel, column = loops[-2:]
-        sch.reorder(column, channel)
+        sch.unroll(channel)
+        sch.vectorize(column)
+        return
     else:
         column, channel = loops[-2:]
     sch.unroll(column)
@@ -104,7 +106,8 @@ def _vectorize_producers(sch: s_tir.Schedule, producers, cpu: CpuShape) -> None:
 
 
 def schedule_dense_int8(func: tirx.PrimFunc, cpu: CpuShape) -> s_tir.Schedule | None:
-    """The packed dense: A [M, K], B [N/16, K/D, 16, D], int32 [M, N], on the scheme's grids.
+    """The packed dense: A [M, K], B [N/16, K/D, 16, D], int32 [M, N], on the scheme's grids (or
+    all three with a leading batch dimension: two activations, B packed at run time).
 
     A tile of `rows` rows x 16 columns accumulates in registers; each (16 columns x D depth) step
     is one intrinsic call reading D contiguous values of a row of A. Parallel over (row tile,
@@ -117,23 +120,37 @@ def schedule_dense_int8(func: tirx.PrimFunc, cpu: CpuShape) -> s_tir.Schedule | 
         return None
     sch = s_tir.Schedule(func)
     block = _find_packed(sch, "SSRR", dot, data_rank=2, weight_rank=4)
+    batch = []
     if block is None:
-        return None
-    intrinsic = dot.intrinsic()
-    m, n, rk, ri = sch.get_loops(block)
-    rows = tile_length(extent(sch, m) or 1, dot.max_pixels(cpu.vector_registers))
+        # The batched form (two activations, B packed at run time): the batch loop goes outermost.
+        block = _find_packed(sch, "SSSRR", dot, data_rank=3, weight_rank=5)
+        if block is None:
+            return None
+        batch = sch.get_loops(block)[:1]
+    m, n, rk, ri = sch.get_loops(block)[len(batch):]
+    depth_steps = extent(sch, rk) or 1
+    deep = dot.deep_intrinsic()
+    steps = deep[1] if deep is not None and depth_steps % deep[1] == 0 else 1
+    # The several-steps intrinsic keeps its steps' weights live (4 x the accumulator blocks): with
+    # them the tile has room for 2 rows (8 accumulators + 16 weights + 2 rows), not 6.
+    limit = dot.max_pixels(cpu.vector_registers) if steps == 1 else 2
+    rows = tile_length(extent(sch, m) or 1, limit)
     producers = sch.get_producers(block)
     accumulator = cache_accumulator(sch, block)
     m_o, m_i = sch.split(m, [None, rows])
     n_o, n_i = sch.split(n, [None, LANES])
-    sch.reorder(m_o, n_o, rk, m_i, n_i, ri)
-    parallelize_outer(sch, [m_o, n_o], cpu.cores, min_work=rows * LANES * (extent(sch, rk) or 1) * dot.depth)
-    tile = sch.get_loops(block)[-5]  # n_o, or the fused (m_o, n_o): n_o is gone once fused
+    rk_o, rk_i = sch.split(rk, [None, steps])
+    sch.reorder(*batch, m_o, n_o, rk_o, m_i, rk_i, n_i, ri)
+    parallelize_outer(sch, [*batch, m_o, n_o], cpu.cores, min_work=rows * LANES * depth_steps * dot.depth)
+    tile = sch.get_loops(block)[-6]  # n_o, or the fused (batch, m_o, n_o): n_o is gone once fused
     sch.unroll(m_i)
     result = inline_epilogues(sch, _sliced_write_back(sch, accumulator))
     sch.reverse_compute_at(result, tile)
     _write_back(sch, result, rows, transpose=False)
-    sch.decompose_reduction(block, rk)
-    sch.tensorize(n_i, intrinsic)
+    sch.decompose_reduction(block, rk_o)
+    if steps > 1:
+        sch.tensorize(rk_i, deep[0])
+    else:
+        sch.tensorize(n_i, dot.intrinsic())
     _vectorize_producers(sch, producers, cpu)
     return sch

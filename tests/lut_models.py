@@ -104,6 +104,18 @@ class PReluNet(nn.Module):
         return self.score(y), self.box(y)
 
 
+class GeluNet(nn.Module):
+    """Conv-BN-GELU three times (GELU exported as x * (0.5 * (1 + erf(x / sqrt 2)))), a mean pool and a 1x1 conv head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(conv_bn(3, 16, act=nn.GELU()), conv_bn(16, 24, s=2, act=nn.GELU()), conv_bn(24, 24, act=nn.GELU()))
+        self.head = nn.Conv2d(24, 10, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(F.adaptive_avg_pool2d(self.body(x), 1)).flatten(1)
+
+
 def _randomize(model: nn.Module) -> nn.Module:
     gen = torch.Generator().manual_seed(3)
     for module in model.modules():
@@ -130,3 +142,8 @@ def mobile_v3_block():
 def prelu_net():
     torch.manual_seed(0)
     return _randomize(PReluNet()), (torch.randn(1, 3, 24, 24, generator=torch.Generator().manual_seed(1)),)
+
+
+def gelu_net():
+    torch.manual_seed(0)
+    return _randomize(GeluNet()), (torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(1)),)

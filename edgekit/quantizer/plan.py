@@ -15,7 +15,14 @@ from edgekit.quantizer.recipe import Recipe
 
 ACTIVATION_FUNCTIONS = ("Relu", "Clip")
 # Elementwise functions that compile to a 256-entry lookup table on their int8 input's grid.
-TABLE_FUNCTIONS = ("Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "LeakyRelu", "PRelu", "Elu")
+TABLE_FUNCTIONS = ("Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "LeakyRelu", "PRelu", "Elu", "Erf")
+# Ops that only ever run as part of a lookup-table chain (below): alone, edgekit has no int8 form for them.
+CHAIN_ONLY = ("Div", "Sub")
+# Elementwise ops a chain may hold. With one activation source and otherwise constants, any
+# composition of them is a function of the source's 256 codes, one table: GELU as torch exports it
+# (x * (0.5 * (1 + erf(x / sqrt 2)))), Mish-like and swish-like compositions. The tensors inside a
+# chain are not quantized (the QDQ model computes them in float, the compiled one in the table).
+CHAIN_OPS = (*TABLE_FUNCTIONS, *CHAIN_ONLY, "Mul", "Add", "Relu", "Clip")
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,7 @@ class OpRule:
     passes_scale: bool = False
     fuses_activation: bool = False
     table: bool = False  # an elementwise function of its one quantized input: a lookup table when compiled
+    chain_only: bool = False  # quantized only inside a lookup-table chain (CHAIN_ONLY)
 
 
 def _attr(node: onnx.NodeProto, name: str, default):
@@ -77,7 +85,18 @@ QUANTIZERS: dict[str, OpRule] = {
     "Resize": OpRule((0,), passes_scale=True),
     # The slope of PRelu stays a float constant: it is part of the table.
     **{op: OpRule((0,), table=True) for op in TABLE_FUNCTIONS},
+    **{op: OpRule(chain_only=True) for op in CHAIN_ONLY},
 }
+
+
+@dataclass(frozen=True)
+class LookupChain:
+    """Elementwise nodes computing one function of `source`: compiled to one table into `output`'s grid."""
+
+    source: str
+    nodes: tuple[str, ...]  # in graph order
+    output: str
+    inner: frozenset[str]  # the tensors between them, which get no QuantizeLinear
 
 
 @dataclass
@@ -129,6 +148,7 @@ class Plan:
     # tensor -> the Mul that reads it beside the table function's own input (SiLU: x * sigmoid(x)):
     # not quantized, the function and the product compile to one table.
     tables: dict[str, str] = field(default_factory=dict)
+    chains: list[LookupChain] = field(default_factory=list)
 
     def quantized_nodes(self) -> set[str]:
         return {d.name for d in self.nodes if d.quantized}
@@ -160,6 +180,10 @@ def make_plan(view: GraphView, recipe: Recipe, extreme: dict[str, str] | None = 
     quantized = {d.name for d in decisions if d.quantized}
     fused = _fusions(view, quantized)
     tables = _table_products(view, quantized)
+    chains = _lookup_chains(view, decisions, tables)
+    chain_of = {name: chain for chain in chains for name in chain.nodes}
+    inner = set().union(*(chain.inner for chain in chains))
+    quantized = {d.name for d in decisions if d.quantized}
     activations: dict[str, ActivationPlan] = {}
     constants: list[ConstantPlan] = []
     notes: dict[str, list[str]] = {}
@@ -167,13 +191,16 @@ def make_plan(view: GraphView, recipe: Recipe, extreme: dict[str, str] | None = 
         if node.name not in quantized:
             continue
         rule = QUANTIZERS[node.op_type]
-        for index in _quantized_inputs(node, rule):
+        indices = _quantized_inputs(node, rule)
+        if node.name in chain_of:  # constants are part of the table, inner tensors are not quantized
+            indices = [i for i, tensor in enumerate(node.input) if tensor == chain_of[node.name].source]
+        for index in indices:
             tensor = node.input[index]
             if view.is_constant(tensor):
                 plan = _constant_plan(view, recipe, node, rule, index, notes)
                 if plan:
                     constants.append(plan)
-            elif tensor not in fused and tensor not in tables:
+            elif tensor not in fused and tensor not in tables and tensor not in inner:
                 producer = view.producer.get(tensor)
                 entry = activations.setdefault(tensor, ActivationPlan(tensor, producer.name if producer else None, producer.op_type if producer else None))
                 entry.consumers.append(node.name)
@@ -186,8 +213,14 @@ def make_plan(view: GraphView, recipe: Recipe, extreme: dict[str, str] | None = 
             if source in activations and tensor in producer.output:  # every output of a Split
                 entry.shares_with = source
     _link_biases(constants, activations, fused, view)
-    _note_tables(view, quantized, tables, activations, notes)
-    return Plan(decisions, activations, constants, fused, notes, {t: view.producer[t].name for t in fused}, tables)
+    _note_tables(view, quantized - set(chain_of), tables, activations, notes)
+    for chain in chains:
+        into = f"the int8 grid of {chain.output}" if chain.output in activations else f"float {chain.output} (no quantized consumer: runs in float)"
+        ops = " -> ".join(view.node(n).op_type for n in chain.nodes)
+        for name in chain.nodes:
+            others = ", ".join(n for n in chain.nodes if n != name)
+            notes.setdefault(name, []).append(f"lookup table: {ops} from the int8 grid of {chain.source} into {into} (one table with {others})")
+    return Plan(decisions, activations, constants, fused, notes, {t: view.producer[t].name for t in fused}, tables, chains)
 
 
 def _decide(view: GraphView, recipe: Recipe, node: onnx.NodeProto, extreme: dict[str, str], float_nodes: dict[str, str]) -> NodeDecision:
@@ -204,6 +237,8 @@ def _decide(view: GraphView, recipe: Recipe, node: onnx.NodeProto, extreme: dict
         return stays_float(f"op type {node.op_type} has no int8 rule in edgekit (unsupported)")
     if node.op_type not in recipe.quantize_ops:
         return stays_float(f"op type {node.op_type} is not in the recipe's [ops].quantize list")
+    if rule.chain_only:
+        return stays_float(CHAIN_ONLY_REASON.format(op=node.op_type))
     inputs = [node.input[i] for i in _quantized_inputs(node, rule)]
     for tensor in inputs:
         if not view.is_float(tensor):
@@ -218,6 +253,65 @@ def _decide(view: GraphView, recipe: Recipe, node: onnx.NodeProto, extreme: dict
     if all(view.is_constant(t) for t in inputs):
         return stays_float("all inputs are constants (folded at compile time)")
     return NodeDecision(node.name, node.op_type, True, "")
+
+
+CHAIN_ONLY_REASON = "op type {op} runs in int8 only inside a lookup-table chain (one activation source, constants, at least one function such as Erf or Sigmoid)"
+
+
+def _lookup_chains(view: GraphView, decisions: list[NodeDecision], tables: dict[str, str]) -> list[LookupChain]:
+    """Chains of elementwise nodes that compute one function of one activation, grown from each table function.
+
+    From a function node (Erf, Sigmoid, ...) the chain grows up through ops of one activation and
+    constants whose output only it reads (GELU's x / sqrt 2), which fixes the source; then down
+    through every op whose non-constant inputs are the source or the chain's own tensors (+ 1,
+    * 0.5, * x). It stands if only its last tensor is read outside it. A node forced to float, or
+    excluded by the recipe, is never taken: its decision already says float for its own reason.
+    """
+    by_name = {d.name: d for d in decisions}
+
+    def eligible(node: onnx.NodeProto) -> bool:
+        decision = by_name[node.name]
+        chain_only = decision.reason == CHAIN_ONLY_REASON.format(op=node.op_type)
+        return node.op_type in CHAIN_OPS and (decision.quantized or chain_only) and len(node.output) == 1
+
+    def activations_of(node: onnx.NodeProto) -> list[str]:
+        return [t for t in node.input if t and not view.is_constant(t)]
+
+    chains, taken = [], set()
+    order = {node.name: i for i, node in enumerate(view.nodes)}
+    for start in view.nodes:
+        if start.name in taken or start.op_type not in TABLE_FUNCTIONS or not eligible(start) or start.output[0] in tables:
+            continue
+        members = {start.name}
+        (source,) = activations_of(start) or (None,)
+        if source is None:
+            continue
+        while (producer := view.producer.get(source)) is not None and eligible(producer) and len(activations_of(producer)) == 1 \
+                and len(view.consumers.get(source, [])) == 1 and source not in view.graph_outputs and producer.name not in taken:
+            members.add(producer.name)
+            source = activations_of(producer)[0]
+        grown = True
+        while grown:
+            grown = False
+            made = {view.node(n).output[0] for n in members}
+            for tensor in sorted(made):
+                for consumer, _ in view.consumers.get(tensor, []):
+                    if consumer.name in members or consumer.name in taken or not eligible(consumer):
+                        continue
+                    if all(t == source or t in made for t in activations_of(consumer)):
+                        members.add(consumer.name)
+                        grown = True
+        made = {view.node(n).output[0] for n in members}
+        escaping = [t for t in made if t in view.graph_outputs or any(c.name not in members for c, _ in view.consumers.get(t, []))]
+        if len(members) < 2 or len(escaping) != 1:
+            continue
+        nodes = tuple(sorted(members, key=order.get))
+        chains.append(LookupChain(source, nodes, escaping[0], frozenset(made - set(escaping))))
+        taken |= members
+        for name in nodes:
+            by_name[name].quantized = True
+            by_name[name].reason = ""
+    return chains
 
 
 def _passthrough_follows_producer(view: GraphView, decisions: list[NodeDecision]) -> None:

@@ -34,7 +34,7 @@ DEFAULT_RECIPE = "int8-default"
 SUPPORTED_OPS = (
     "Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Mul", "Concat", "MaxPool", "AveragePool",
     "GlobalAveragePool", "Relu", "Clip", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Split", "Resize", "ReduceMean",
-    "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "LeakyRelu", "PRelu", "Elu",
+    "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "LeakyRelu", "PRelu", "Elu", "Erf", "Div", "Sub",
 )
 DEFAULT_OPS = SUPPORTED_OPS
 # Masks and sentinels (-1e9, float min) are far above any real activation: such tensors stay float.

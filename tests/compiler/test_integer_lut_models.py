@@ -1,6 +1,6 @@
 """Networks whose activations are lookup tables run integer end to end: a YOLO-style detector block
 (Conv-BN-SiLU, C2f split/residual/concat, nearest upsample), a MobileNetV3-style block (hard-swish,
-squeeze-excite with hard-sigmoid) and an MTCNN-style PReLU net. Quantized with the default recipe,
+squeeze-excite with hard-sigmoid), an MTCNN-style PReLU net and a GELU net (the chain torch exports). Quantized with the default recipe,
 compiled for x86_64 and x86_64-avx512: no float op is left between the input quantize and the head's
 dequantize, the outputs agree with ONNX Runtime on the QDQ model, and both targets compute the same bits."""
 
@@ -23,6 +23,8 @@ MODELS = {
     "yolo_block": ((1, 3, 64, 64), {"Sigmoid": 10}, 10),
     "mobile_v3_block": ((1, 3, 32, 32), {"HardSwish": 3, "HardSigmoid": 1}, 4),
     "prelu_net": ((1, 3, 24, 24), {"PRelu": 3, "LeakyRelu": 1}, 4),
+    # GELU as torch exports it: Div, Erf, Add, Mul, Mul of one source, one table each.
+    "gelu_net": ((1, 3, 16, 16), {"Erf": 3, "Div": 3}, 3),
 }
 
 
@@ -54,6 +56,10 @@ def test_the_quantizer_puts_each_table_function_on_int8_grids(built):
         assert all(any(note.startswith("lookup table:") and "into the int8 grid of" in note for note in n["notes"]) for n in nodes), nodes
     if built["name"] == "yolo_block":  # SiLU: no QDQ between the sigmoid and its product
         assert len(record["table_products"]) == 10
+    if built["name"] == "gelu_net":  # GELU: no QDQ inside the chain, whose five nodes are one table
+        assert [len(c["nodes"]) for c in record["lookup_chains"]] == [5, 5, 5]
+        quantized = {t["name"] for t in record["tensors"]}
+        assert not quantized & {t for c in record["lookup_chains"] for t in c["unquantized_tensors"]}
 
 
 @pytest.mark.parametrize("target", ["x86_64", "x86_64-avx512"])

@@ -191,8 +191,12 @@ def test_bert_encoder_keeps_sentence_embeddings(tmp_path, bert):
     for node in record["nodes"]:
         precision.setdefault(node["op_type"], set()).add(node["precision"])
     assert precision["MatMul"] == {"int8"}
-    for op in ("LayerNormalization", "Softmax", "Erf", "Gather"):
+    for op in ("LayerNormalization", "Softmax", "Gather"):
         assert precision[op] == {"float"}, op
+    # GELU (Div, Erf, Add, Mul, Mul of the FFN's hidden activation) is one lookup table per layer.
+    assert precision["Erf"] == {"int8"} and precision["Div"] >= {"int8"}
+    chains = record["lookup_chains"]
+    assert chains and all(len(c["nodes"]) == 5 for c in chains), chains
 
 
 def test_float_minimum_mask_stays_float_and_histograms_survive_it(tmp_path, bert):

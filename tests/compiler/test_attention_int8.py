@@ -1,7 +1,7 @@
 """Two activations multiplied in int8 (attention's Q x K^T and P x V): the packed dense with a batch
 loop and B packed at run time, exact against the centred int32 matmul it replaced, across
-x86_64 (AVX2), x86_64-avx512 (VNNI) and rk3588 (sdot, under qemu-aarch64), and within one LSB
-of ONNX Runtime's QDQ model. Depth 20 (not a multiple of 4) and 24 columns (not of 16) take
+x86_64 (AVX2), x86_64-avx512 (VNNI), rk3588 (sdot) and arm64 (NEON), the Arm builds under
+qemu-aarch64, and within float rounding of ONNX Runtime's QDQ model. Depth 20 (not a multiple of 4) and 24 columns (not of 16) take
 the padded paths; both operands are asymmetric, so all three zero-point corrections are live."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from edgekit.checker.agreement import with_quantized_outputs
 from edgekit.compiler import integer_rules
 from edgekit.reference import Reference
 
-QEMU = ["qemu-aarch64", "-cpu", "cortex-a76", "-L", "/usr/aarch64-linux-gnu"]
+QEMU_CPUS = {"rk3588": "cortex-a76", "arm64": "cortex-a72"}  # sdot, and Armv8.0 NEON (smull + saddlp)
 HEADS, ROWS, COLUMNS = 2, 8, 24
 # 20: K padded to whole 4-deep steps; 64: whole 16s, where sdot takes four steps per load.
 DEPTHS = (20, 64)
@@ -86,11 +86,12 @@ def test_packed_activation_matmul_is_the_centred_matmuls_integers(exposed, targe
 
 
 @pytest.mark.slow
-def test_rk3588_packed_activation_matmul_under_qemu_is_bit_identical_to_x86(exposed, tmp_path):
-    exposed, depth = exposed
+@pytest.mark.parametrize("target", sorted(QEMU_CPUS))
+def test_arm_packed_activation_matmul_under_qemu_is_bit_identical_to_x86(exposed, target, tmp_path):
     from edgekit.runtime.bundle import make_bundle
 
-    artifact = edgekit.compile(exposed / "exposed.onnx", tmp_path / "rk3588", target="rk3588")
+    exposed, depth = exposed
+    artifact = edgekit.compile(exposed / "exposed.onnx", tmp_path / target, target=target)
     bundle = make_bundle(artifact, tmp_path / "bundle").folder
     x86 = edgekit.load(edgekit.compile(exposed / "exposed.onnx", tmp_path / "x86_64", target="x86_64"))
     feeds = _feeds(100, depth)
@@ -99,11 +100,11 @@ def test_rk3588_packed_activation_matmul_under_qemu_is_bit_identical_to_x86(expo
         np.save(tmp_path / f"{name}.npy", value)
         arguments += ["--input", f"{name}={tmp_path / f'{name}.npy'}"]
     out = tmp_path / "out.npz"
-    command = [*QEMU, str(bundle / "edgekit-runner"), str(bundle), *arguments, "--output", str(out), "--cpus", "0", "--threads", "2"]
+    command = ["qemu-aarch64", "-cpu", QEMU_CPUS[target], "-L", "/usr/aarch64-linux-gnu", str(bundle / "edgekit-runner"), str(bundle), *arguments, "--output", str(out), "--cpus", "0", "--threads", "2"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=bundle)
     assert result.returncode == 0, result.stderr
     expected = x86(**feeds)
     assert "y" in expected
     with np.load(out) as got:
         for name, value in expected.items():
-            assert got[name].tobytes() == value.tobytes(), f"{name} differs between x86_64 and rk3588"
+            assert got[name].tobytes() == value.tobytes(), f"{name} differs between x86_64 and {target}"

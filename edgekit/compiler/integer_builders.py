@@ -16,6 +16,7 @@ from tvm.ir.expr import Constant
 
 from edgekit.compiler.integer_values import IntValue, Match, Term, axis_constant, requantize, subtract_zero_point_correction
 from edgekit.compiler.dot_packing import packed_batch_matmul, packed_conv2d, packed_dense
+from edgekit.compiler.zero_point_pad import pad_with_zero_point
 
 # -- region edges -------------------------------------------------------------------------------------
 
@@ -55,7 +56,7 @@ def conv2d_int8(bb: relax.BlockBuilder, m: Match) -> IntValue:
     if any(padding):
         # Zero in the float model is the zero point on the int8 grid: pad with it, not with 0.
         top, left, bottom, right = padding
-        data = bb.emit(relax.op.nn.pad(data, [0, 0, 0, 0, top, bottom, left, right], pad_value=float(zx)))
+        data = pad_with_zero_point(bb, data, (top, bottom, left, right), zx)
     acc = bb.emit(relax.op.nn.conv2d(data, w.q, strides=attrs.strides, padding=0, dilation=attrs.dilation, groups=int(attrs.groups), out_dtype="int32"))
     acc = subtract_zero_point_correction(bb, acc, zx, w.value, output_axis=0, shape=[1, -1, 1, 1])
     return _conv2d_result(acc, x, w)

@@ -44,7 +44,7 @@ def packed_conv2d(bb: relax.BlockBuilder, call: relax.Call, x: Term, w: Term, sc
     data = bb.emit(relax.op.reshape(data, [n, groups, depth, height, width]))
     data = bb.emit(relax.op.permute_dims(data, [0, 1, 3, 4, 2]))
     out_channels, _, kh, kw = w.value.shape
-    blocks = -(-out_channels // LANES)
+    blocks = lane_blocks(out_channels)
     weight = np.pad(w.value, [(0, blocks * LANES - out_channels), (0, extra), (0, 0), (0, 0)])
     packed = weight.reshape(blocks, LANES, groups, depth, kh, kw).transpose(0, 2, 4, 5, 1, 3)
     out_h, out_w = [int(d) for d in list(call.ty.shape)[2:]]
@@ -69,9 +69,8 @@ def packed_dense(bb: relax.BlockBuilder, a: Term, b: Term, out_shape: list[int],
     extra = -rows_in % depth
     if extra:
         data = bb.emit(relax.op.nn.pad(data, [0, 0, 0, extra], pad_value=float(zp)))
-    weight = np.pad(b.value, [(0, extra), (0, 0)])
-    blocks = -(-columns // LANES)
-    weight = np.pad(weight, [(0, 0), (0, blocks * LANES - columns)])
+    blocks = lane_blocks(columns)
+    weight = np.pad(b.value, [(0, extra), (0, blocks * LANES - columns)])
     packed = weight.reshape((rows_in + extra) // depth, depth, blocks, LANES).transpose(2, 0, 3, 1)
     weights = relax.const(np.ascontiguousarray(packed).astype(scheme.weight_dtype), scheme.weight_dtype)
     acc = bb.emit_te(packed_dense_te, data, weights, (rows, columns), depth, primfunc_name_hint=_kernel_name("dense", scheme))
@@ -98,14 +97,14 @@ def packed_batch_matmul(bb: relax.BlockBuilder, a: Term, b: Term, out_shape: lis
     right = bb.emit(relax.op.reshape(right, [batch, inner, columns]))
     rowsum = bb.emit(relax.op.sum(bb.emit(relax.op.astype(data, "int32")), axis=[2], keepdims=True))
     colsum = bb.emit(relax.op.sum(bb.emit(relax.op.astype(right, "int32")), axis=[1], keepdims=True))
-    extra, blocks = -inner % depth, -(-columns // LANES)
+    extra, blocks = -inner % depth, lane_blocks(columns)
     if extra:
         data = bb.emit(relax.op.nn.pad(data, [0, 0, 0, 0, 0, extra], pad_value=float(za)))
     if extra or blocks * LANES != columns:
         right = bb.emit(relax.op.nn.pad(right, [0, 0, 0, extra, 0, blocks * LANES - columns], pad_value=0.0))
     steps = (inner + extra) // depth
     packed = bb.emit(relax.op.permute_dims(bb.emit(relax.op.reshape(right, [batch, steps, depth, blocks, LANES])), [0, 3, 1, 4, 2]))
-    acc = bb.emit_te(packed_batch_dense_te, data, packed, (batch, rows, columns), depth, primfunc_name_hint=_kernel_name("batch_dense", scheme))
+    acc = bb.emit_te(packed_dense_te, data, packed, (batch, rows, columns), depth, primfunc_name_hint=_kernel_name("batch_dense", scheme))
     if zb:
         acc = bb.emit(relax.op.subtract(acc, bb.emit(relax.op.multiply(rowsum, relax.const(zb, "int32")))))
     if za:
@@ -113,6 +112,11 @@ def packed_batch_matmul(bb: relax.BlockBuilder, a: Term, b: Term, out_shape: lis
     if za and zb:
         acc = bb.emit(relax.op.add(acc, relax.const(inner * za * zb, "int32")))
     return bb.emit(relax.op.reshape(acc, out_shape))
+
+
+def lane_blocks(channels: int) -> int:
+    """16-lane blocks holding `channels` output channels (the last one padded)."""
+    return -(-channels // LANES)
 
 
 def _kernel_name(kind: str, scheme: DotScheme) -> str:
@@ -155,29 +159,20 @@ def packed_conv_te(data, weight, shape, strides, dilation, kernel):
 
 
 def packed_dense_te(data, weight, shape, depth):
+    """data [(T,) M, K] x weight [(T,) N/16, K/D, 16, D] -> int32 [(T,) M, N]: a leading batch
+    dimension on both (two activations) or on neither (a constant weight)."""
     from tvm import te
 
-    rk = te.reduce_axis((0, data.shape[1] // depth), "rk")
+    batched = len(data.shape) == 3
+    rk = te.reduce_axis((0, data.shape[-1] // depth), "rk")
     ri = te.reduce_axis((0, depth), "ri")
-    dense = te.compute(
-        (shape[0], weight.shape[0] * LANES),
-        lambda m, n: te.sum(data[m, rk * depth + ri].astype("int32") * weight[n // LANES, rk, n % LANES, ri].astype("int32"), axis=[rk, ri]),
-        name="dense_packed",
-    )
-    return _whole_blocks_sliced(dense, shape, axis=1)
 
+    def dot(*index):
+        *batch, m, n = index
+        return te.sum(data[(*batch, m, rk * depth + ri)].astype("int32") * weight[(*batch, n // LANES, rk, n % LANES, ri)].astype("int32"), axis=[rk, ri])
 
-def packed_batch_dense_te(data, weight, shape, depth):
-    from tvm import te
-
-    rk = te.reduce_axis((0, data.shape[2] // depth), "rk")
-    ri = te.reduce_axis((0, depth), "ri")
-    dense = te.compute(
-        (shape[0], shape[1], weight.shape[1] * LANES),
-        lambda t, m, n: te.sum(data[t, m, rk * depth + ri].astype("int32") * weight[t, n // LANES, rk, n % LANES, ri].astype("int32"), axis=[rk, ri]),
-        name="dense_packed",
-    )
-    return _whole_blocks_sliced(dense, shape, axis=2)
+    dense = te.compute((*shape[:-1], weight.shape[-4] * LANES), dot, name="dense_packed")
+    return _whole_blocks_sliced(dense, shape, axis=2 if batched else 1)
 
 
 def _whole_blocks_sliced(acc, shape, axis: int):

@@ -105,6 +105,7 @@ class NodeDecision:
     op_type: str
     quantized: bool
     reason: str  # why it stays float, or what was done to it
+    chain_only: bool = False  # float unless a lookup-table chain takes it (a CHAIN_ONLY op nothing else forced to float)
 
 
 @dataclass
@@ -182,6 +183,9 @@ def make_plan(view: GraphView, recipe: Recipe, extreme: dict[str, str] | None = 
     tables = _table_products(view, quantized)
     chains = _lookup_chains(view, decisions, tables)
     chain_of = {name: chain for chain in chains for name in chain.nodes}
+    for decision in decisions:
+        if decision.name in chain_of:
+            decision.quantized, decision.reason = True, ""
     inner = set().union(*(chain.inner for chain in chains))
     quantized = {d.name for d in decisions if d.quantized}
     activations: dict[str, ActivationPlan] = {}
@@ -238,7 +242,7 @@ def _decide(view: GraphView, recipe: Recipe, node: onnx.NodeProto, extreme: dict
     if node.op_type not in recipe.quantize_ops:
         return stays_float(f"op type {node.op_type} is not in the recipe's [ops].quantize list")
     if rule.chain_only:
-        return stays_float(CHAIN_ONLY_REASON.format(op=node.op_type))
+        return NodeDecision(node.name, node.op_type, False, CHAIN_ONLY_REASON.format(op=node.op_type), chain_only=True)
     inputs = [node.input[i] for i in _quantized_inputs(node, rule)]
     for tensor in inputs:
         if not view.is_float(tensor):
@@ -268,50 +272,50 @@ def _lookup_chains(view: GraphView, decisions: list[NodeDecision], tables: dict[
     excluded by the recipe, is never taken: its decision already says float for its own reason.
     """
     by_name = {d.name: d for d in decisions}
+    order = {node.name: i for i, node in enumerate(view.nodes)}
+    chains, taken = [], set()
 
     def eligible(node: onnx.NodeProto) -> bool:
         decision = by_name[node.name]
-        chain_only = decision.reason == CHAIN_ONLY_REASON.format(op=node.op_type)
-        return node.op_type in CHAIN_OPS and (decision.quantized or chain_only) and len(node.output) == 1
+        return node.name not in taken and node.op_type in CHAIN_OPS and (decision.quantized or decision.chain_only) and len(node.output) == 1
 
-    def activations_of(node: onnx.NodeProto) -> list[str]:
-        return [t for t in node.input if t and not view.is_constant(t)]
-
-    chains, taken = [], set()
-    order = {node.name: i for i, node in enumerate(view.nodes)}
     for start in view.nodes:
-        if start.name in taken or start.op_type not in TABLE_FUNCTIONS or not eligible(start) or start.output[0] in tables:
+        if start.op_type not in TABLE_FUNCTIONS or not eligible(start) or start.output[0] in tables or len(_activations(view, start)) != 1:
             continue
-        members = {start.name}
-        (source,) = activations_of(start) or (None,)
-        if source is None:
-            continue
-        while (producer := view.producer.get(source)) is not None and eligible(producer) and len(activations_of(producer)) == 1 \
-                and len(view.consumers.get(source, [])) == 1 and source not in view.graph_outputs and producer.name not in taken:
-            members.add(producer.name)
-            source = activations_of(producer)[0]
-        grown = True
-        while grown:
-            grown = False
-            made = {view.node(n).output[0] for n in members}
-            for tensor in sorted(made):
-                for consumer, _ in view.consumers.get(tensor, []):
-                    if consumer.name in members or consumer.name in taken or not eligible(consumer):
-                        continue
-                    if all(t == source or t in made for t in activations_of(consumer)):
-                        members.add(consumer.name)
-                        grown = True
+        members, source = _grow_up(view, start, eligible)
+        _grow_down(view, members, source, eligible)
         made = {view.node(n).output[0] for n in members}
         escaping = [t for t in made if t in view.graph_outputs or any(c.name not in members for c, _ in view.consumers.get(t, []))]
         if len(members) < 2 or len(escaping) != 1:
             continue
-        nodes = tuple(sorted(members, key=order.get))
-        chains.append(LookupChain(source, nodes, escaping[0], frozenset(made - set(escaping))))
+        chains.append(LookupChain(source, tuple(sorted(members, key=order.get)), escaping[0], frozenset(made - set(escaping))))
         taken |= members
-        for name in nodes:
-            by_name[name].quantized = True
-            by_name[name].reason = ""
     return chains
+
+
+def _activations(view: GraphView, node: onnx.NodeProto) -> list[str]:
+    return [t for t in node.input if t and not view.is_constant(t)]
+
+
+def _grow_up(view: GraphView, start: onnx.NodeProto, eligible) -> tuple[set[str], str]:
+    """`start` and the one-activation ops above it whose output only the chain reads; the chain's source."""
+    members, (source,) = {start.name}, _activations(view, start)
+    while (producer := view.producer.get(source)) is not None and eligible(producer) and len(_activations(view, producer)) == 1 \
+            and len(view.consumers.get(source, [])) == 1 and source not in view.graph_outputs:
+        members.add(producer.name)
+        (source,) = _activations(view, producer)
+    return members, source
+
+
+def _grow_down(view: GraphView, members: set[str], source: str, eligible) -> None:
+    """Add to `members` every eligible op reading only `source`, the chain's tensors and constants, until none is left."""
+    frontier = [view.node(n).output[0] for n in members]
+    while frontier:
+        made = {view.node(n).output[0] for n in members}
+        added = [consumer for tensor in frontier for consumer, _ in view.consumers.get(tensor, [])
+                 if consumer.name not in members and eligible(consumer) and all(t == source or t in made for t in _activations(view, consumer))]
+        members.update(c.name for c in added)
+        frontier = [c.output[0] for c in added]
 
 
 def _passthrough_follows_producer(view: GraphView, decisions: list[NodeDecision]) -> None:

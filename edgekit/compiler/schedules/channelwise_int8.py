@@ -11,7 +11,7 @@ here is a multiple of the 16-bit lanes. Per (batch, channel), parallel:
   (y, x % 2, x // 2), so every tap again reads a contiguous row piece (rather than one byte lane
   at a time). The copy's loop is left to LLVM's vectorizer, which reads it with `ld2`.
 
-The accumulator is a local row piece and the fused epilogue (requantization) runs on it,
+The accumulator is a row piece on the stack and the fused epilogue (requantization) runs on it,
 vectorized, as it is written back. The arithmetic is the legalized one: same integers.
 """
 

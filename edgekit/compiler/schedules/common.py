@@ -193,8 +193,8 @@ def plain_loop_nest(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV) -> bool
 
 def tile_channelwise_rows(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV, row: int, lanes: int, unroll_window: bool = False) -> s_tir.schedule.LoopRV:
     """A depthwise/grouped conv block (n, f, y, x, rc, ry, rx) parallel over (batch, channel),
-    a `row`-wide piece of the output row vectorized by `lanes` and accumulated in a local tile
-    over the window, the fused epilogue written back from it; returns the parallel loop."""
+    a `row`-wide piece of the output row vectorized by `lanes` and accumulated in a stack tile
+    (cache_accumulator) over the window, the fused epilogue written back from it; returns the parallel loop."""
     n, f, y, x, rc, ry, rx = sch.get_loops(block)
     accumulator = cache_accumulator(sch, block)
     x_o, x_i = sch.split(x, [None, row])

@@ -56,22 +56,18 @@ def tile_length(width: int, limit: int) -> int:
     return best
 
 
-def _write_back(sch: s_tir.Schedule, result, tile: int, transpose: bool = True) -> None:
-    """The tile's epilogue: one vector of 16 channels per column, columns unrolled. A 1-column
-    tile has no column loop left once computed at the tile (extent-1 loops are dropped)."""
+def _write_back(sch: s_tir.Schedule, result, tile: int) -> None:
+    """The tile's epilogue: its outer loop unrolled, its inner (contiguous in the output) vectorized.
+    A 1-column tile has no column loop left once computed at the tile (extent-1 loops are dropped)."""
     loops = sch.get_loops(result)
     if tile == 1:
         sch.vectorize(loops[-1])
         return
-    if transpose:  # NCHW output: each channel's columns are contiguous bytes, one vector store
-        channel, column = loops[-2:]
-        sch.unroll(channel)
-        sch.vectorize(column)
-        return
-    else:
-        column, channel = loops[-2:]
-    sch.unroll(column)
-    sch.vectorize(channel)
+    # The conv's NCHW output: each channel's columns are contiguous, one vector store per
+    # channel. The dense's [M, N]: each row's 16 channels are.
+    outer, inner = loops[-2:]
+    sch.unroll(outer)
+    sch.vectorize(inner)
 
 
 def _sliced_write_back(sch: s_tir.Schedule, write_back):
@@ -146,7 +142,7 @@ def schedule_dense_int8(func: tirx.PrimFunc, cpu: CpuShape) -> s_tir.Schedule | 
     sch.unroll(m_i)
     result = inline_epilogues(sch, _sliced_write_back(sch, accumulator))
     sch.reverse_compute_at(result, tile)
-    _write_back(sch, result, rows, transpose=False)
+    _write_back(sch, result, rows)
     sch.decompose_reduction(block, rk_o)
     if steps > 1:
         sch.tensorize(rk_i, deep[0])

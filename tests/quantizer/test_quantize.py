@@ -22,7 +22,7 @@ from edgekit.quantizer.calibration import plan_with
 from edgekit.quantizer.job import build_qdq, start_job
 from edgekit.quantizer.params import QuantParams, quantize
 from edgekit.quantizer.plan import make_plan
-from edgekit.quantizer.sensitivity import reuse_ranking, sensitivity_report
+from edgekit.quantizer.sensitivity import layers, reuse_ranking, sensitivity_report
 from edgekit.reference import Reference
 
 BERT_FACTORY = f"{REPO / 'tests' / 'quant_models.py'}:sentence_encoder"
@@ -234,6 +234,24 @@ def test_extreme_tensors_replan_after_calibration(bert):
     assert job.calibration.extreme
     assert job.plan == plan_with(job.view, job.recipe, job.calibration)
     assert job.plan != make_plan(job.view, job.recipe)  # the mask's readers stay float
+
+
+def test_every_single_layer_build_finds_its_calibration(bert):
+    """The analysis quantizes one layer at a time: a GELU chain cut short by it quantizes the
+    chain's interior tensors, which the full plan hides inside one table (once a KeyError)."""
+    model, calib, _ = bert
+    job = start_job(model, calib)
+    full = build_qdq(job)
+    groups = layers(full)
+    assert job.plan.chains and any(chain.nodes[0] in groups for chain in job.plan.chains)
+    interiors = set().union(*(chain.inner for chain in job.plan.chains))
+    newly_quantized = set()
+    for name in groups:
+        others = {node: "test" for group, nodes in groups.items() if group != name for node in nodes}
+        alone = build_qdq(job, others)
+        newly_quantized |= set(alone.activations) & interiors
+        assert set(alone.activations) <= set(job.calibration.tensors)
+    assert newly_quantized  # the case itself occurred
 
 
 # ------------------------------------------------------------------ accuracy budget

@@ -12,9 +12,8 @@ from dataclasses import replace
 
 import numpy as np
 from tvm import relax
-from tvm.ir.expr import Constant
 
-from edgekit.compiler.integer_values import IntValue, Match, Term, axis_constant, requantize, subtract_zero_point_correction
+from edgekit.compiler.integer_values import IntValue, Match, Term, axis_constant, requantize, subtract_zero_point_correction, tensor_constant
 from edgekit.compiler.dot_packing import packed_batch_matmul, packed_conv2d, packed_dense
 from edgekit.compiler.zero_point_pad import pad_with_zero_point
 
@@ -24,8 +23,8 @@ from edgekit.compiler.zero_point_pad import pad_with_zero_point
 def open_region(bb: relax.BlockBuilder, m: Match) -> IntValue:
     """dequantize(q, scale, zp) is scale * (q - zp): one term, per tensor or per channel."""
     data, scale, zero_point = m.call.args
-    scale_np = scale.value.numpy().astype(np.float64)
-    zp_np = zero_point.value.numpy().astype(np.int64)
+    scale_np = tensor_constant(scale).astype(np.float64)
+    zp_np = tensor_constant(zero_point).astype(np.int64)
     rank = len(data.ty.shape)
     axis = None
     if scale_np.size > 1:
@@ -33,14 +32,14 @@ def open_region(bb: relax.BlockBuilder, m: Match) -> IntValue:
         scale_np, zp_np = scale_np.reshape(-1), np.broadcast_to(zp_np.reshape(-1), (scale_np.size,)).copy()
     else:
         scale_np, zp_np = scale_np.reshape(()), zp_np.reshape(())
-    value = data.value.numpy() if isinstance(data, Constant) else None
+    value = tensor_constant(data)
     return IntValue((Term(data, str(data.ty.dtype), scale_np, zp_np, axis, value),))
 
 
 def requantize_output(bb: relax.BlockBuilder, m: Match) -> relax.Expr:
     """quantize(value, scale, zp): the integer value requantized onto the output's int8 grid."""
     _, scale, zero_point = m.call.args
-    target = (float(scale.value.numpy().reshape(())), int(zero_point.value.numpy().reshape(())))
+    target = (float(tensor_constant(scale).reshape(())), int(tensor_constant(zero_point).reshape(())))
     return requantize(bb.emit, m.inputs[0], *target, str(m.call.attrs.out_dtype))
 
 

@@ -20,15 +20,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from tvm import relax
-from tvm.ir.expr import GenericConst
 from tvm.ir.prim.expr import FloatImm, IntImm
 
 from edgekit.compiler.integer_tables import (
     ELEMENTWISE,
     Apply,
-    Constant,
     Expression,
     Lookup,
+    TableConstant,
     TableFunction,
     as_function,
     constants_of,
@@ -38,7 +37,7 @@ from edgekit.compiler.integer_tables import (
     same_source,
     tabulate,
 )
-from edgekit.compiler.integer_values import INT_RANGES, IntValue, Match, Term, axis_constant
+from edgekit.compiler.integer_values import INT_RANGES, IntValue, Match, Term, axis_constant, tensor_constant
 
 
 @dataclass(frozen=True)
@@ -67,13 +66,12 @@ class NoOperands:
 
 def reshaped_float_constant(m: Match) -> bool:
     """reshape of a float initializer (how TVM 0.27 imports PRelu's slope)."""
-    data = m.call.args[0]
-    return isinstance(data, GenericConst) and str(data.ty.dtype).startswith("float")
+    return tensor_constant(m.call.args[0], "float") is not None
 
 
 def float_constant(bb: relax.BlockBuilder, m: Match) -> FloatConstant:
     shape = [int(d) for d in m.call.ty.shape]
-    return FloatConstant(m.call.args[0].value.numpy().astype(np.float64).reshape(shape))
+    return FloatConstant(tensor_constant(m.call.args[0]).astype(np.float64).reshape(shape))
 
 
 # -- chains of elementwise ops on one int8 tensor -------------------------------------------------------------
@@ -116,17 +114,17 @@ def chain_step(m: Match) -> TableFunction | None:
     return fn if len(per_channel) <= 1 else None
 
 
-def _constant_operand(call: relax.Call, index: int, arg: relax.Expr, value, out_shape: list[int]) -> Constant | None:
+def _constant_operand(call: relax.Call, index: int, arg: relax.Expr, value, out_shape: list[int]) -> TableConstant | None:
     if call.op.name == "relax.nn.prelu" and index == 1:
         # The slope is a vector along attrs.axis (one value: every channel).
-        slope = value.value if isinstance(value, FloatConstant) else (arg.value.numpy() if isinstance(arg, GenericConst) else None)
+        slope = value.value if isinstance(value, FloatConstant) else tensor_constant(arg)
         if slope is None:
             return None
         slope = np.asarray(slope, np.float64).reshape(-1)
         if slope.size == 1:
-            return Constant(slope.reshape(()))
+            return TableConstant(slope.reshape(()))
         axis = int(call.attrs.axis) % len(out_shape)
-        return Constant(slope, axis) if slope.size == out_shape[axis] else None
+        return TableConstant(slope, axis) if slope.size == out_shape[axis] else None
     if isinstance(value, IntValue):
         return _quantized_constant(value, out_shape)
     if isinstance(value, FloatConstant):
@@ -134,7 +132,7 @@ def _constant_operand(call: relax.Call, index: int, arg: relax.Expr, value, out_
     return graph_constant(arg, out_shape)
 
 
-def _quantized_constant(value: IntValue, out_shape: list[int]) -> Constant | None:
+def _quantized_constant(value: IntValue, out_shape: list[int]) -> TableConstant | None:
     """A quantized constant operand (Mul's constant input, with its DequantizeLinear) by its float values."""
     term = value.single
     if term is None or term.value is None:
@@ -171,12 +169,13 @@ def extend_chain(bb: relax.BlockBuilder, m: Match) -> TableFunction:
 
 def _output_grid(m: Match) -> tuple[float, int, str] | None:
     _, scale, zero_point = m.call.args
-    if not (isinstance(scale, GenericConst) and isinstance(zero_point, GenericConst)) or scale.value.numpy().size != 1:
+    scale, zero_point = tensor_constant(scale), tensor_constant(zero_point)
+    if scale is None or zero_point is None or scale.size != 1 or zero_point.size != 1:
         return None
     dtype = str(m.call.attrs.out_dtype)
     if dtype not in INT_RANGES:
         return None
-    return float(scale.value.numpy().reshape(())), int(zero_point.value.numpy().reshape(())), dtype
+    return float(scale.reshape(())), int(zero_point.reshape(())), dtype
 
 
 def tabulable_output(m: Match) -> bool:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from tvm import relax
-from tvm.ir.expr import Constant
 from tvm.ir.prim.expr import FloatImm, IntImm
 
 from edgekit.compiler import integer_builders as build
@@ -25,7 +24,7 @@ from edgekit.compiler import integer_elementwise as elementwise
 from edgekit.compiler import integer_layout as layout
 from edgekit.compiler.integer_elementwise import FloatConstant, NoOperands, VarOperands
 from edgekit.compiler.integer_tables import ELEMENTWISE, TableFunction
-from edgekit.compiler.integer_values import INT_RANGES, IntValue, Match, Term
+from edgekit.compiler.integer_values import INT_RANGES, IntValue, Match, Term, tensor_constant
 from edgekit.compiler.dot_products import DotScheme
 
 # What a rule's result becomes in the graph.
@@ -128,15 +127,16 @@ def _unclamped(value: IntValue) -> bool:
 def constant_grid(m: Match) -> bool:
     """dequantize of int8/uint8/int32 with constant scale and zero point."""
     data, scale, zero_point = m.call.args
-    return isinstance(scale, Constant) and isinstance(zero_point, Constant) and str(data.ty.dtype) in ("int8", "uint8", "int32")
+    return tensor_constant(scale) is not None and tensor_constant(zero_point) is not None and str(data.ty.dtype) in ("int8", "uint8", "int32")
 
 
 def per_tensor_int8_output(m: Match) -> bool:
     """quantize onto one int8/uint8 grid given by constants (edgekit's quantizer makes no per-channel activations)."""
     _, scale, zero_point = m.call.args
-    if not (isinstance(scale, Constant) and isinstance(zero_point, Constant)):
+    scale, zero_point = tensor_constant(scale), tensor_constant(zero_point)
+    if scale is None or zero_point is None:
         return False
-    return scale.value.numpy().size == 1 and str(m.call.attrs.out_dtype) in INT_RANGES
+    return scale.size == 1 and zero_point.size == 1 and str(m.call.attrs.out_dtype) in INT_RANGES
 
 
 def constant_symmetric_int8_weights(m: Match) -> bool:

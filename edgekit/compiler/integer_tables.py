@@ -27,10 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from tvm import relax
-from tvm.ir.expr import GenericConst
 from tvm.ir.prim.expr import FloatImm, IntImm
 
-from edgekit.compiler.integer_values import INT_RANGES, Emit, IntValue, Term
+from edgekit.compiler.integer_values import INT_RANGES, Emit, IntValue, Term, tensor_constant
 
 CODES = 256  # an int8/uint8 tensor's number of values: the length of one table
 
@@ -41,7 +40,7 @@ class Source:
 
 
 @dataclass(frozen=True)
-class Constant:
+class TableConstant:
     """A float constant of the graph, as `values` broadcasting along `axis` (None: one scalar)."""
 
     values: np.ndarray  # float64, shape () or (C,)
@@ -53,11 +52,11 @@ class Apply:
     """`op` (an ELEMENTWISE key) applied to `args`, with the op's scalar attributes in `params`."""
 
     op: str
-    args: tuple[Apply | Source | Constant, ...]
+    args: tuple[Apply | Source | TableConstant, ...]
     params: tuple[float, ...] = ()
 
 
-Expression = Apply | Source | Constant
+Expression = Apply | Source | TableConstant
 
 
 @dataclass(frozen=True)
@@ -129,8 +128,8 @@ ELEMENTWISE: dict[str, ElementwiseOp] = {
 }
 
 
-def constants_of(expression: Expression) -> list[Constant]:
-    if isinstance(expression, Constant):
+def constants_of(expression: Expression) -> list[TableConstant]:
+    if isinstance(expression, TableConstant):
         return [expression]
     if isinstance(expression, Apply):
         return [c for arg in expression.args for c in constants_of(arg)]
@@ -141,7 +140,7 @@ def evaluate(expression: Expression, x: np.ndarray) -> np.ndarray:
     """f(x) in float64; x has shape (CODES,), per-channel constants broadcast as (C, 1)."""
     if isinstance(expression, Source):
         return x
-    if isinstance(expression, Constant):
+    if isinstance(expression, TableConstant):
         return expression.values if expression.axis is None else expression.values.reshape(-1, 1)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         return ELEMENTWISE[expression.op].evaluate([evaluate(arg, x) for arg in expression.args], expression.params)
@@ -151,7 +150,7 @@ def describe(expression: Expression) -> str:
     """The function as text, e.g. multiply(x, sigmoid(x)), for the report."""
     if isinstance(expression, Source):
         return "x"
-    if isinstance(expression, Constant):
+    if isinstance(expression, TableConstant):
         if expression.axis is None:
             return f"{float(expression.values):.9g}"
         return f"per-channel[{expression.values.size}] on axis {expression.axis}"
@@ -211,26 +210,27 @@ def lookup(emit: Emit, fn: TableFunction, table: np.ndarray, rank: int) -> relax
 # -- reading the graph's constants ------------------------------------------------------------------------
 
 
-def graph_constant(expr: relax.Expr, out_shape: list[int]) -> Constant | None:
-    """A float tensor constant of the graph as a Constant broadcasting into `out_shape`, or None.
+def graph_constant(expr: relax.Expr, out_shape: list[int]) -> TableConstant | None:
+    """A float tensor constant of the graph as a TableConstant broadcasting into `out_shape`, or None.
 
     One value, or values that vary along one axis of the output (a per-channel vector shaped to
     broadcast, [1, C, 1, 1]); anything else cannot be tabulated by channel.
     """
     if isinstance(expr, (FloatImm, IntImm)):
-        return Constant(np.array(float(expr.value)))
-    if not isinstance(expr, GenericConst) or not str(expr.ty.dtype).startswith("float"):
+        return TableConstant(np.array(float(expr.value)))
+    value = tensor_constant(expr, "float")
+    if value is None:
         return None
-    value = expr.value.numpy().astype(np.float64)
+    value = value.astype(np.float64)
     if value.size == 1:
-        return Constant(value.reshape(()))
+        return TableConstant(value.reshape(()))
     if value.ndim > len(out_shape):
         return None
     shape = [1] * (len(out_shape) - value.ndim) + list(value.shape)
     varying = [i for i, d in enumerate(shape) if d != 1]
     if len(varying) != 1 or shape[varying[0]] != out_shape[varying[0]]:
         return None
-    return Constant(value.reshape(-1), varying[0])
+    return TableConstant(value.reshape(-1), varying[0])
 
 
 def as_function(value: IntValue | TableFunction) -> TableFunction | None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from tvm import relax
-from tvm.ir.expr import Constant, GenericConst
+from tvm.ir.expr import GenericConst
 
 if TYPE_CHECKING:
     from edgekit.compiler.dot_products import DotScheme
@@ -90,11 +90,27 @@ class Match:
         return scalar_constant(expr, self.scalars)
 
 
+def tensor_constant(expr: relax.Expr, dtype: str | tuple[str, ...] | None = None) -> np.ndarray | None:
+    """The value of `expr` if it is a Relax tensor constant (of a dtype starting with `dtype`), else None.
+
+    The one way the rewrite reads constants. In TVM 0.27 `tvm.ir.expr.Constant` is the base class
+    of every literal, prim values included: `IntImm`/`FloatImm` (Clip's imported bounds, a
+    HardSigmoid's alpha and beta) are Constants with a plain number as `.value`, while a tensor
+    constant is a `GenericConst` of TensorType whose `.value` is a runtime tensor. Matching
+    `Constant` and calling `.value.numpy()` crashed on the first prim value.
+    """
+    if not isinstance(expr, GenericConst) or not isinstance(expr.ty, relax.TensorType):
+        return None
+    if dtype is not None and not str(expr.ty.dtype).startswith(dtype):
+        return None
+    return expr.value.numpy()
+
+
 def scalar_constant(expr: relax.Expr, scalars: Mapping[relax.Var, np.ndarray]) -> np.ndarray | None:
-    """`expr`'s value as a 0-d array if it is a one-element constant or a scalar the graph computed."""
-    # GenericConst, not Constant: TVM 0.27's IntImm/FloatImm (Clip's imported bounds) are Constants too.
-    if isinstance(expr, GenericConst) and expr.value.numpy().size == 1:
-        return expr.value.numpy().reshape(())
+    """`expr`'s value as a 0-d array if it is a one-element tensor constant or a scalar the graph computed."""
+    value = tensor_constant(expr)
+    if value is not None:
+        return value.reshape(()) if value.size == 1 else None
     return scalars.get(expr) if isinstance(expr, relax.Var) else None
 
 
@@ -220,7 +236,7 @@ def centred_int64(emit: Emit, term: Term) -> relax.Expr:
     return relax.op.astype(emit(centred), "int64") if centre_in != "int64" else centred
 
 
-def axis_constant(values: np.ndarray, axis: int | None, rank: int) -> Constant:
+def axis_constant(values: np.ndarray, axis: int | None, rank: int) -> relax.Expr:
     """`values` as a constant that broadcasts along `axis` of a rank-`rank` tensor (a scalar if per-tensor)."""
     values = np.asarray(values)
     if axis is None or values.ndim == 0:

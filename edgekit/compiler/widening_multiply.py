@@ -27,9 +27,11 @@ import numpy as np
 import tvm
 import tvm_ffi
 from tvm import relax, tirx
-from tvm.ir.expr import Constant, TensorLoad
+from tvm.ir.expr import TensorLoad
 from tvm.tirx.buffer import is_buffer_var
 from tvm.relax import Call, Expr, PyExprMutator, expr_functor
+
+from edgekit.compiler.integer_values import tensor_constant
 
 INT32_MIN, INT32_MAX = np.iinfo(np.int32).min, np.iinfo(np.int32).max
 CALL_TIR = tvm.ir.Op.get("relax.call_tir")
@@ -47,16 +49,15 @@ def _dtype(expr: Expr) -> str | None:
 
 def _int_constant(expr: Expr) -> np.ndarray | None:
     """`expr`'s values as Python-int objects (no overflow in compile-time sums), if it is an integer tensor constant."""
-    if isinstance(expr, Constant) and isinstance(expr.ty, relax.TensorType) and expr.ty.dtype in ("int32", "int64"):
-        return expr.value.numpy().astype(object)
-    return None
+    value = tensor_constant(expr, ("int32", "int64"))
+    return None if value is None else value.astype(object)
 
 
 @expr_functor.mutator
 class _DistributeOffsets(PyExprMutator):
     def __init__(self, mod: tvm.IRModule):
         super().__init__(mod)
-        self.moved: list[Constant] = []  # the offsets k * m this pass moved out of products
+        self.moved: list[Expr] = []  # the offsets k * m this pass moved out of products
 
     def _binding(self, expr: Expr) -> Call | None:
         value = self.lookup_binding(expr) if isinstance(expr, relax.Var) else None
@@ -129,9 +130,9 @@ def distribute_offsets(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tv
 
 def fits_int32(expr: Expr) -> bool:
     """Whether `expr` is an int64 tensor constant whose every value is an int32."""
-    if not isinstance(expr, Constant) or not isinstance(expr.ty, relax.TensorType) or expr.ty.dtype != "int64":
+    values = tensor_constant(expr, "int64")
+    if values is None:
         return False
-    values = expr.value.numpy()
     return values.size > 0 and INT32_MIN <= int(values.min()) and int(values.max()) <= INT32_MAX
 
 
@@ -220,8 +221,8 @@ def narrow_constants(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.
     return tvm.IRModule(functions, attrs=mod.attrs, global_infos=mod.global_infos)
 
 
-def _as_int32(constant: Constant) -> Constant:
-    return relax.const(constant.value.numpy().astype(np.int32), "int32")
+def _as_int32(constant: Expr) -> Expr:
+    return relax.const(tensor_constant(constant).astype(np.int32), "int32")
 
 
 def _global_var(name: str, func: tirx.PrimFunc) -> tvm.ir.GlobalVar:

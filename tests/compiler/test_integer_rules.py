@@ -26,7 +26,9 @@ from edgekit.compiler.integer_values import (
     fixed_point_multiplier,
     requantize,
     round_half_up,
+    scalar_constant,
     shared_shift,
+    tensor_constant,
     zero_point_correction,
 )
 from edgekit.compiler.relax_import import import_onnx
@@ -176,6 +178,28 @@ def test_region_edge_predicates():
     assert not rules.per_tensor_int8_output(Match(normalized(per_channel), (None,)))
     to_int16 = relax.op.quantize(x, relax.const(np.float32(0.1)), relax.const(np.int16(0)), out_dtype="int16")
     assert not rules.per_tensor_int8_output(Match(normalized(to_int16), (None,)))
+
+
+def test_only_tensor_constants_are_read_as_constants():
+    """TVM 0.27's IntImm and FloatImm derive from tvm.ir.expr.Constant too (a HardSigmoid's alpha, Clip's
+    bounds): reading one as a tensor constant called .numpy() on a number. They are not tensor constants."""
+    from tvm.ir.expr import Constant
+    from tvm.ir.prim.expr import FloatImm, IntImm
+
+    prim_values = [IntImm("int64", 3), FloatImm("float32", 0.2)]
+    assert all(isinstance(v, Constant) for v in prim_values)  # the trap this guards against
+    assert all(tensor_constant(v) is None and scalar_constant(v, {}) is None for v in prim_values)
+    weights = relax.const(np.arange(6, dtype=np.int8).reshape(2, 3))
+    assert np.array_equal(tensor_constant(weights), np.arange(6).reshape(2, 3)) and tensor_constant(weights).dtype == np.int8
+    assert tensor_constant(weights, "int8") is not None and tensor_constant(weights, "float") is None
+    assert tensor_constant(weights, ("int32", "int8")) is not None
+    assert scalar_constant(weights, {}) is None  # six values are not a scalar
+    assert scalar_constant(relax.const(np.float32(0.5)), {}) == 0.5
+    assert tensor_constant(float_var("x", [2])) is None
+    # A dequantize whose scale is a prim value is not on a constant grid (and does not crash).
+    q = relax.Var("q", relax.TensorType([1, 16], "int8"))
+    call = relax.Call(tvm.ir.Op.get("relax.dequantize"), [q, FloatImm("float32", 0.1), IntImm("int8", 0)], relax.op.dequantize(q, relax.const(np.float32(0.1)), relax.const(np.int8(0))).attrs)
+    assert not rules.constant_grid(Match(call, (None,)))
 
 
 # -- rule lookup ----------------------------------------------------------------------------------------------

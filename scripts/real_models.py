@@ -168,27 +168,33 @@ def build(spec, cache: Path, step) -> dict:
         raise SystemExit(f"{spec.name}: inputs {dynamic} are not static")
     step("checking fp32 on eval")
     outputs = onnx_files.run_onnx(folder / "model.onnx", onnx_files.samples(model_inputs(data.eval)))
-    sanity = spec.sanity(outputs, data.truth)
-    self_check = metric(spec.name, outputs, outputs)  # the metric runs, and a run agrees with itself
-    meta = {
+    checks = {"fp32_sanity": spec.sanity(outputs, data.truth),
+              # the metric runs on real outputs, and a run agrees with itself
+              "metric_self_check": {k: v for k, v in metric(spec.name, outputs, outputs).items() if k != "metric"},
+              "seconds_to_make": round(time.time() - started, 1)}
+    meta = {**describe(spec, source, folder / "model.onnx", model, made_by, data), **checks, **spec.extra_meta(source)}
+    onnx_files.write_json(folder / "meta.json", meta)
+    return meta
+
+
+def describe(spec, source: Path, onnx_path: Path, model, made_by: str, data) -> dict:
+    """meta.json's account of where the model came from, what it is, and how to judge it."""
+    from real_models import onnx_files
+
+    count = lambda arrays: len(next(iter(arrays.values())))
+    return {
         "name": spec.name, "kind": spec.kind, "task": spec.task,
         "source": {"package": spec.source.package, "version": spec.source.version(), "file": spec.source.file,
                    "sha256": sha256(source), "license": spec.source.license},
-        "onnx": {"made_by": made_by, "bytes": (folder / "model.onnx").stat().st_size,
+        "onnx": {"made_by": made_by, "bytes": onnx_path.stat().st_size,
                  "parameters": onnx_files.parameter_count(model), "macs": onnx_files.macs(model),
                  "opsets": {o.domain or "ai.onnx": o.version for o in model.opset_import}},
         "inputs": tensor_table(onnx_files.graph_inputs(model)), "outputs": tensor_table(model.graph.output),
         "metric": {"name": MODEL_METRICS[spec.name].name, **MODEL_METRICS[spec.name].info,
                    "function": "scripts/real_models.py metric(name, reference_outputs, candidate_outputs)"},
-        "data": {**data.notes, "calib_samples": len(next(iter(data.calib.values()))),
-                 "eval_samples": len(next(iter(data.eval.values()))), "eval_truth": data.truth},
-        "fp32_sanity": sanity,
-        "metric_self_check": {k: v for k, v in self_check.items() if k != "metric"},
-        "seconds_to_make": round(time.time() - started, 1),
-        **spec.extra_meta(source),
+        "data": {**data.notes, "calib_samples": count(data.calib), "eval_samples": count(data.eval),
+                 "eval_truth": data.truth},
     }
-    onnx_files.write_json(folder / "meta.json", meta)
-    return meta
 
 
 def read_meta(cache: Path, name: str) -> dict | None:
@@ -222,7 +228,7 @@ def summary_table(cache: Path, names: list[str]):
             continue
         inputs = " ".join(f"{i['name']}:{'x'.join(map(str, i['shape'])) or 'scalar'}" for i in meta["inputs"])
         macs = meta["onnx"]["macs"]
-        table.add_row(name, short(meta["kind"]), inputs, f"{meta['onnx']['bytes'] / 1e6:.1f}",
+        table.add_row(name, short(meta["kind"]), inputs, f"{meta['onnx']['bytes'] / 1e6:.3g}",
                       f"{meta['onnx']['parameters'] / 1e6:.2f}M", "?" if macs is None else f"{macs / 1e6:.1f}",
                       meta["metric"]["name"], headline(meta["fp32_sanity"]))
     return table

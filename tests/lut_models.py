@@ -116,6 +116,47 @@ class GeluNet(nn.Module):
         return self.head(F.adaptive_avg_pool2d(self.body(x), 1)).flatten(1)
 
 
+class Lab(nn.Module):
+    """PP-LCNetV3's learnable affine block: one scalar scale and one scalar bias."""
+
+    def __init__(self, scale: float, bias: float) -> None:
+        super().__init__()
+        self.scale, self.bias = nn.Parameter(torch.tensor([scale])), nn.Parameter(torch.tensor([bias]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * x + self.bias
+
+
+def paddle_hard_swish(x: torch.Tensor) -> torch.Tensor:
+    # As paddle2onnx writes it: Add 3, Clip 0..6, Mul by x, Div 6 (no HardSwish op).
+    return x * torch.clamp(x + 3.0, 0.0, 6.0) / 6.0
+
+
+class LcnetNet(nn.Module):
+    """PP-LCNetV3-style blocks (PP-OCRv4's text detector backbone): conv, affine, decomposed
+    hard-swish, affine; a 1x1 conv whose output channels span 1000x feeding a depthwise conv."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, 2, 1)
+        self.pointwise = nn.Conv2d(16, 32, 1)
+        self.depthwise = nn.Conv2d(32, 32, 3, 2, 1, groups=32)
+        self.project = nn.Conv2d(32, 24, 1)
+        self.labs = nn.ModuleList(Lab(s, b) for s, b in ((0.9, 0.5), (0.5, -0.01), (1.9, 0.8), (0.6, -0.5), (0.4, 0.0)))
+        self.head = nn.Conv2d(24, 10, 1)
+        with torch.no_grad():  # channel ranges from 0.03 to 30, as in the real backbone
+            spread = torch.logspace(-1.5, 1.5, 32)[torch.randperm(32, generator=torch.Generator().manual_seed(5))]
+            self.pointwise.weight.mul_(spread[:, None, None, None])
+            self.pointwise.bias.mul_(spread)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b, c, d, e = self.labs
+        x = b(paddle_hard_swish(a(self.stem(x))))
+        x = d(paddle_hard_swish(c(self.pointwise(x))))
+        x = e(self.depthwise(x))
+        return self.head(F.adaptive_avg_pool2d(F.relu(self.project(x)), 1)).flatten(1)
+
+
 def _randomize(model: nn.Module) -> nn.Module:
     gen = torch.Generator().manual_seed(3)
     for module in model.modules():
@@ -147,3 +188,8 @@ def prelu_net():
 def gelu_net():
     torch.manual_seed(0)
     return _randomize(GeluNet()), (torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(1)),)
+
+
+def lcnet_net():
+    torch.manual_seed(0)
+    return _randomize(LcnetNet()), (torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(1)),)

@@ -155,6 +155,29 @@ def _params(call: relax.Call) -> tuple[float, ...] | None:
     return ()
 
 
+def clamp_step(m: Match) -> TableFunction | None:
+    """Clip with tensor bounds as TVM imports it, call_tir(maximum | minimum, (x, c)) with c a
+    scalar, as one more step of a chain on x (hard-swish as paddle2onnx writes it clips x + 3)."""
+    function, args = m.call.args[0], m.call.args[1]
+    kind = function.name_hint.rstrip("0123456789_")
+    if kind not in ("maximum", "minimum") or not isinstance(args, relax.Tuple) or len(args.fields) != 2 or len(m.inputs) != 1:
+        return None
+    bound = m.scalar(args.fields[1])
+    value = m.inputs[0]
+    chain = as_function(value) if isinstance(value, (IntValue, TableFunction)) else None
+    if bound is None or np.size(bound) != 1 or chain is None or [int(d) for d in chain.source.q.ty.shape] != [int(d) for d in m.call.ty.shape]:
+        return None
+    return TableFunction(chain.source, Apply(f"relax.{kind}", (chain.function, TableConstant(np.asarray(bound, np.float64).reshape(()))), ()))
+
+
+def clamp_of_one_int8_tensor(m: Match) -> bool:
+    return clamp_step(m) is not None
+
+
+def extend_chain_by_clamp(bb: relax.BlockBuilder, m: Match) -> TableFunction:
+    return clamp_step(m)
+
+
 def elementwise_of_one_int8_tensor(m: Match) -> bool:
     """An elementwise op with a numpy meaning (integer_tables.ELEMENTWISE) on one int8 tensor and constants."""
     return chain_step(m) is not None

@@ -307,6 +307,8 @@ RULES: tuple[Rule, ...] = (
              build=elementwise.extend_chain, role=DESCRIBES, takes=CHAIN_VALUES)
         for op in ELEMENTWISE
     ),
+    Rule("clip-bound-chain", "relax.call_tir", TirOperands((0,)), when=elementwise.clamp_of_one_int8_tensor, build=elementwise.extend_chain_by_clamp,
+         role=DESCRIBES, takes=CHAIN_VALUES),
 )
 
 # Each op's rules, in table order.

@@ -3,7 +3,7 @@
 Calibration observes the tensors of the recipe's plan made before any data is seen (its candidates);
 the accuracy budget and the sensitivity analysis re-plan with nodes forced to float, and those plans
 quantize a subset of the same tensors plus tensors the full plan hid inside one integer op (a fused
-Relu's input, a SiLU's sigmoid, a lookup chain's interior), so those are observed too and one
+Relu's input, a SiLU's sigmoid, a lookup chain's interior, a MatMul's output before its bias), so those are observed too and one
 calibration serves all.
 """
 
@@ -43,6 +43,7 @@ def calibrate_model(view: GraphView, recipe: Recipe, dataset: Dataset, candidate
     """Run passes 1 and 2 over `dataset` and choose a clipping range for every tensor `candidate_plan`
     quantizes or fuses (the recipe's plan before extreme values are known: `make_plan(view, recipe)`)."""
     hidden = set(candidate_plan.fused) | set(candidate_plan.tables) | set().union(*(c.inner for c in candidate_plan.chains))
+    hidden |= {view.node(matmul).output[0] for matmul in candidate_plan.bias_adds.values()}
     candidates = sorted(set(candidate_plan.activations) | hidden)
     ranges, extreme = collect_ranges(view.model, candidates, dataset, recipe.extreme_abs)
     # Tensors never seen as float32 (untyped in the graph, other dtype at run time) cannot be quantized.

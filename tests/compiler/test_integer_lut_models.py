@@ -1,6 +1,6 @@
 """Networks whose activations are lookup tables run integer end to end: a YOLO-style detector block
 (Conv-BN-SiLU, C2f split/residual/concat, nearest upsample), a MobileNetV3-style block (hard-swish,
-squeeze-excite with hard-sigmoid), an MTCNN-style PReLU net and a GELU net (the chain torch exports). Quantized with the default recipe,
+squeeze-excite with hard-sigmoid), an MTCNN-style PReLU net, a GELU net (the chain torch exports) and PP-LCNetV3-style blocks (affine, hard-swish as paddle2onnx writes it, affine). Quantized with the default recipe,
 compiled for x86_64 and x86_64-avx512: no float op is left between the input quantize and the head's
 dequantize, the outputs agree with ONNX Runtime on the QDQ model, and both targets compute the same bits."""
 
@@ -25,6 +25,8 @@ MODELS = {
     "prelu_net": ((1, 3, 24, 24), {"PRelu": 3, "LeakyRelu": 1}, 4),
     # GELU as torch exports it: Div, Erf, Add, Mul, Mul of one source, one table each.
     "gelu_net": ((1, 3, 16, 16), {"Erf": 3, "Div": 3}, 3),
+    # paddle2onnx's affine, hard-swish as Add/Clip/Mul/Div, affine: one table of eight nodes each.
+    "lcnet_net": ((1, 3, 32, 32), {"Div": 2, "Clip": 2}, 2),
 }
 
 
@@ -58,6 +60,8 @@ def test_the_quantizer_puts_each_table_function_on_int8_grids(built):
         assert len(record["table_products"]) == 10
     if built["name"] == "gelu_net":  # GELU: no QDQ inside the chain, whose five nodes are one table
         assert [len(c["nodes"]) for c in record["lookup_chains"]] == [5, 5, 5]
+    if built["name"] == "lcnet_net":
+        assert [len(c["nodes"]) for c in record["lookup_chains"]] == [8, 8]
         quantized = {t["name"] for t in record["tensors"]}
         assert not quantized & {t for c in record["lookup_chains"] for t in c["unquantized_tensors"]}
 

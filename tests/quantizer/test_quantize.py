@@ -21,7 +21,7 @@ from edgekit.quantizer.accuracy_budget import AccuracyBudget, meet_budget
 from edgekit.quantizer.calibration import plan_with
 from edgekit.quantizer.job import build_qdq, start_job
 from edgekit.quantizer.params import QuantParams, quantize
-from edgekit.quantizer.plan import make_plan
+from edgekit.quantizer.plan import RESIDUAL_REASON, make_plan
 from edgekit.quantizer.sensitivity import layers, reuse_ranking, sensitivity_report
 from edgekit.reference import Reference
 
@@ -197,6 +197,13 @@ def test_bert_encoder_keeps_sentence_embeddings(tmp_path, bert):
     assert precision["Erf"] == {"int8"} and precision["Div"] >= {"int8"}
     chains = record["lookup_chains"]
     assert chains and all(len(c["nodes"]) == 5 for c in chains), chains
+    # Residual adds into LayerNorm stay float by rule; Linear's bias Add is the MatMul's int32 bias.
+    residual = [n for n in record["nodes"] if n["op_type"] == "Add" and n["precision"] == "float" and "residual add" in n["reason"]]
+    assert residual and all(n["reason"] == RESIDUAL_REASON for n in residual)
+    bias_adds = [n for n in record["nodes"] if any("as the int32 bias of" in note for note in n["notes"])]
+    assert bias_adds and all(n["precision"] == "int8" for n in bias_adds)
+    biases = [t for t in record["tensors"] if t["role"] == "bias" and any(t["name"] in note for n in bias_adds for note in n["notes"])]
+    assert biases and all(t["dtype"] == "int32" for t in biases), biases
 
 
 def test_float_minimum_mask_stays_float_and_histograms_survive_it(tmp_path, bert):

@@ -13,6 +13,7 @@ from edgekit.dataset import Dataset, load_dataset
 from edgekit.errors import InputError, first_line
 from edgekit.onnx_model import load_onnx, model_inputs
 from edgekit.quantizer.calibration import Calibration, calibrate_model, plan_with
+from edgekit.quantizer.equalize import Equalization, equalize
 from edgekit.quantizer.graph import GraphView, name_nodes
 from edgekit.quantizer.params import QuantParams, activation_params, bias_params, quantize, weight_params
 from edgekit.quantizer.plan import Plan, make_plan
@@ -91,6 +92,7 @@ class QuantizeJob:
     dataset: Dataset
     calibration: Calibration
     plan: Plan  # nothing forced to float: made once and shared by every build that forces nothing
+    equalized: list[Equalization] = field(default_factory=list)  # tensors equalized before calibration
 
     def plan_for(self, float_nodes: dict[str, str] | None) -> Plan:
         """The plan with `float_nodes` (node -> reason) forced to float: the job's own plan when there are none."""
@@ -104,9 +106,15 @@ def start_job(model_path: Path, calib: Path, recipe: str | Path | None = None) -
     recipe = load_recipe(recipe)
     recipe.check_against({n.name for n in view.nodes}, view.tensor_names())
     dataset = load_calibration(calib, model)
+    equalized: list[Equalization] = []
+    if recipe.equalize:
+        # The float model the rest quantizes: equal to the original up to float rounding.
+        with console.step("equalizing channel ranges"):
+            model, equalized = equalize(model, dataset, recipe.equalize_alpha)
+        view = GraphView.of(model)
     candidate_plan = make_plan(view, recipe)
     calibration = calibrate_model(view, recipe, dataset, candidate_plan)
     # Calibration changes the plan only through tensors found to hold extreme values (their
     # consumers stay float); without any, the candidate plan is the plan.
     plan = plan_with(view, recipe, calibration) if calibration.extreme else candidate_plan
-    return QuantizeJob(Path(model_path), Path(calib), view, recipe, dataset, calibration, plan)
+    return QuantizeJob(Path(model_path), Path(calib), view, recipe, dataset, calibration, plan, equalized)

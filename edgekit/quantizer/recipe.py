@@ -77,11 +77,14 @@ OTHER_SETTINGS: dict[str, _Setting] = {
     "granularity": _Setting("str", lambda v: v in WEIGHT_GRANULARITIES, " | ".join(WEIGHT_GRANULARITIES)),
     "quantize": _Setting("list", _anything, "a list of op type strings, e.g. [\"Conv\", \"Relu\"]"),
     "exclude": _Setting("bool", _anything, "true | false"),
+    "enabled": _Setting("bool", _anything, "true | false"),
+    "alpha": _Setting("float", lambda v: 0.0 <= v <= 1.0, "a number from 0 to 1, e.g. 0.5"),
 }
 KIND_WORDS = {"str": "a string", "bool": "true or false", "float": "a number", "int": "an integer", "range": "a list of two numbers", "list": "a list of strings"}
 
 # The keys each table may hold.
-TOP_KEYS = ("name", "description", "activations", "weights", "ops", "graph_inputs", "op_types", "nodes", "tensors")
+TOP_KEYS = ("name", "description", "activations", "weights", "equalize", "ops", "graph_inputs", "op_types", "nodes", "tensors")
+EQUALIZE_KEYS = ("enabled", "alpha")
 ACTIVATION_KEYS = ("dtype", "symmetric", "method", "percentile", "bins", "extreme_abs")
 WEIGHT_KEYS = ("granularity",)
 OPS_KEYS = ("quantize",)
@@ -160,6 +163,8 @@ class Recipe:
     weight_granularity: str  # per_channel | per_tensor (weights are always symmetric int8)
     quantize_ops: tuple[str, ...]  # op types the quantizer may quantize
     extreme_abs: float  # activation tensors holding any |x| >= this (or inf) stay float
+    equalize: bool  # channel equalization before calibration (equalize.py)
+    equalize_alpha: float  # its migration strength for non-depthwise readers
     op_types: dict[str, Override]
     nodes: dict[str, Override]
     tensors: dict[str, Override]
@@ -231,6 +236,7 @@ class Recipe:
             "sha256": self.sha256,
             "activations": {**self.activations.to_dict(), "extreme_abs": self.extreme_abs},
             "weights": {"dtype": "int8", "symmetric": True, "granularity": self.weight_granularity},
+            "equalize": {"enabled": self.equalize, "alpha": self.equalize_alpha},
             "ops": {"quantize": list(self.quantize_ops)},
             "op_types": {name: self.op_types[name].to_dict() for name in sorted(self.op_types)},
             "nodes": {name: self.nodes[name].to_dict() for name in sorted(self.nodes)},
@@ -274,6 +280,8 @@ def parse_recipe(path: Path) -> Recipe:
     reader.keys(activations, "activations", ACTIVATION_KEYS)
     weights = reader.table(raw, "weights")
     reader.keys(weights, "weights", WEIGHT_KEYS)
+    equalization = reader.table(raw, "equalize")
+    reader.keys(equalization, "equalize", EQUALIZE_KEYS)
     ops = reader.table(raw, "ops")
     reader.keys(ops, "ops", OPS_KEYS)
     rule = ActivationRule(**reader.values(activations, "activations", [k for k in SETTINGS if k in ACTIVATION_KEYS]))
@@ -286,6 +294,8 @@ def parse_recipe(path: Path) -> Recipe:
         weight_granularity=reader.value(weights, "granularity", "weights", default="per_channel"),
         quantize_ops=_quantize_ops(reader, ops),
         extreme_abs=reader.value(activations, "extreme_abs", "activations", default=DEFAULT_EXTREME_ABS),
+        equalize=reader.value(equalization, "enabled", "equalize", default=False),
+        equalize_alpha=reader.value(equalization, "alpha", "equalize", default=0.5),
         op_types=_overrides(reader, raw, "op_types", NODE_KEYS),
         nodes=_overrides(reader, raw, "nodes", NODE_KEYS),
         tensors=_overrides(reader, raw, "tensors", TENSOR_KEYS),

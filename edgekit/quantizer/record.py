@@ -70,6 +70,7 @@ def make_record(job, quantized, clipped: dict[str, float], verification: list, f
         "tensors": tensors,
         "fused": [{"tensor": t, "producer": view.producer[t].name, "activation": node} for t, node in plan.fused.items()],
         "table_products": [{"tensor": t, "function": view.producer[t].name, "product": node} for t, node in plan.tables.items()],
+        "equalization": [e.to_dict() for e in job.equalized],
         "lookup_chains": [{"source": c.source, "nodes": list(c.nodes), "output": c.output, "unquantized_tensors": sorted(c.inner)} for c in plan.chains],
         "extreme_tensors": [{"tensor": t, "why": why} for t, why in sorted(calibration.extreme.items())],
         "fallbacks": fallbacks,

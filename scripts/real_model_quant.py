@@ -260,17 +260,21 @@ def run_model(name: str, samples: int, force: bool, report) -> dict:
 
 
 def format_cell(result: dict, variant: str) -> str:
-    """'metric / min cosine' (budget: plus quantize time and int8 node share), or the failure."""
+    """'metric / min cosine' (budget: plus quantize time, int8 node share, fallbacks), or the failure."""
     status = result.get("status")
     if status == "timeout":
         return f"timeout (> {result['limit_seconds']} s)"
     if status != "ok":
-        error = result.get("error", "?")
+        error = result.get("error", "?").replace(f"{REPO}/", "")  # paths as the checkout names them
         return f"fails: {error if len(error) <= CELL_CHARS else error[:CELL_CHARS - 1] + '…'}"
     text = f"{result['value']:.3f} / {result['scores']['cosine_min']:.4f}"
     if variant == "edgekit_budget":
-        share = result.get("int8_node_share")
-        text += f" ({result.get('quantize_seconds', result['seconds']):.0f} s" + (f", {share:.0%} int8 nodes)" if share is not None else ")")
+        notes = [f"{result.get('quantize_seconds', result['seconds']):.0f} s"]
+        if result.get("int8_node_share") is not None:
+            notes.append(f"{result['int8_node_share']:.0%} int8 nodes")
+        if (result.get("budget") or {}).get("fallbacks") is not None:
+            notes.append(f"{result['budget']['fallbacks']} fallbacks")
+        text += f" ({', '.join(notes)})"
     return text
 
 

@@ -26,9 +26,10 @@ def test_cell_is_metric_then_min_cosine(script):
     assert script.format_cell(ok(0.96875, 0.99912), "ort_static") == "0.969 / 0.9991"
 
 
-def test_budget_cell_adds_time_and_int8_share(script):
-    cell = script.format_cell(ok(1.0, 0.998, quantize_seconds=12.4, int8_node_share=0.35), "edgekit_budget")
-    assert cell == "1.000 / 0.9980 (12 s, 35% int8 nodes)"
+def test_budget_cell_adds_time_int8_share_and_fallbacks(script):
+    cell = script.format_cell(ok(1.0, 0.998, quantize_seconds=12.4, int8_node_share=0.35, budget={"fallbacks": 3}),
+                              "edgekit_budget")
+    assert cell == "1.000 / 0.9980 (12 s, 35% int8 nodes, 3 fallbacks)"
 
 
 def test_failures_and_timeouts_are_one_short_line(script):

@@ -32,7 +32,8 @@ class Reference:
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        outputs = self.session.run(None, feeds)
+        # A scalar input's sample comes out of its data set's (N,) array as a numpy scalar, which ORT refuses.
+        outputs = self.session.run(None, {name: np.asarray(value) for name, value in feeds.items()})
         return dict(zip(self.output_names, outputs))
 
 

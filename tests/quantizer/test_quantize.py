@@ -380,3 +380,24 @@ def test_activation_dtype_and_symmetry_follow_the_recipe(tmp_path, demo_onnx, dt
     qdq = initializers(onnx.load(str(result.model_path)))
     assert qdq["relu_zero_point"].dtype == np.dtype(dtype)
     assert top1(demo_onnx) - top1(result.model_path) <= 1.0
+
+
+def test_a_scalar_model_input_calibrates(tmp_path):
+    """silero-vad takes its sample rate as a 0-d int64 input: its samples are numpy scalars."""
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 8])
+    rate = onnx.helper.make_tensor_value_info("sr", onnx.TensorProto.INT64, [])
+    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4])
+    weight = numpy_helper.from_array(np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32), "w")
+    nodes = [
+        onnx.helper.make_node("Cast", ["sr"], ["srf"], to=onnx.TensorProto.FLOAT),
+        onnx.helper.make_node("MatMul", ["x", "w"], ["mm"]),
+        onnx.helper.make_node("Mul", ["mm", "srf"], ["y"]),
+    ]
+    graph = onnx.helper.make_graph(nodes, "scalar_input", [x, rate], [y], [weight])
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)], ir_version=8)
+    onnx.save(model, tmp_path / "m.onnx")
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "calib.npz", x=rng.standard_normal((32, 1, 8)).astype(np.float32), sr=np.full(32, 16000, np.int64))
+    result = edgekit.quantize(tmp_path / "m.onnx", tmp_path / "calib.npz", tmp_path / "m.int8.onnx")
+    assert result.agreement[0].cosine_min > 0.99
+    assert any(n["op_type"] == "MatMul" and n["precision"] == "int8" for n in result.record["nodes"])

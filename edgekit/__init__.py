@@ -74,16 +74,19 @@ def compile(  # noqa: A001 - the stage is called compile
     device: str = "cpu",
     tuning_db: str | Path | None = None,
     float_fallback: bool = False,
+    float_nodes: list[str] | tuple[str, ...] = (),
 ) -> Path:
     """Compile an ONNX file for `target` into an artifact folder; returns the folder.
 
     `device="gpu"` runs the compute on the target's accelerator (CUDA on orin, OpenCL on rk3588).
     A failing integer rewrite is an UnsupportedModelError unless `float_fallback` (then the QDQ
-    graph runs in float and the manifest says why).
+    graph runs in float and the manifest says why). So is a float op inside a quantized region,
+    unless its node is in `float_nodes` or edgekit's quantization record beside the model left it
+    float (the manifest lists each such node and who chose float for it).
     """
     from edgekit.compiler import CompileOptions, compile_onnx
 
-    return compile_onnx(Path(model), Path(output), CompileOptions(target=target, shapes=dict(shapes or {}), dims=dict(dims or {}), name=name, device=device, tuning_db=Path(tuning_db) if tuning_db else None, float_fallback=float_fallback))
+    return compile_onnx(Path(model), Path(output), CompileOptions(target=target, shapes=dict(shapes or {}), dims=dict(dims or {}), name=name, device=device, tuning_db=Path(tuning_db) if tuning_db else None, float_fallback=float_fallback, float_nodes=tuple(float_nodes)))
 
 
 def check(
@@ -94,13 +97,17 @@ def check(
     max_abs: float | None = 1e-3,
     min_cosine: float | None = 0.999,
     min_top1_agreement: float | None = None,
+    min_int8_macs: float | None = None,
     threads: int | None = None,
 ) -> CheckReport:
-    """Compare an artifact with ONNX Runtime on a data set; `report.passed` says if every gate held."""
+    """Compare an artifact with ONNX Runtime on a data set; `report.passed` says if every gate held.
+
+    `report.int8_macs` is the artifact's share of conv/matmul MACs in integers; `min_int8_macs` gates it.
+    """
     from edgekit.checker.artifact_check import Thresholds
     from edgekit.checker.artifact_check import check as run_check
 
-    thresholds = Thresholds(max_abs=max_abs, min_cosine=min_cosine, min_top1_agreement=min_top1_agreement)
+    thresholds = Thresholds(max_abs=max_abs, min_cosine=min_cosine, min_top1_agreement=min_top1_agreement, min_int8_macs=min_int8_macs)
     return run_check(Path(artifact), Path(reference), Path(data), thresholds, threads)
 
 

@@ -149,14 +149,16 @@ def _print_quantize_summary(result) -> None:
 @click.option("--name", default="", help="Artifact name (default: the ONNX file's stem).")
 @click.option("--device", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True, help="gpu: run on the target's accelerator (orin: CUDA sm_87, rk3588: Mali OpenCL).")
 @click.option("--tuning-db", type=click.Path(path_type=Path), help="Tuning database from `edgekit tune` (default: tuning/TARGET if it exists and matches).")
-@click.option("--float-fallback", is_flag=True, help="If the integer rewrite fails, build the QDQ graph in float (recorded in the manifest) instead of failing.")
-def compile_command(model, target, output, shapes, dims, name, device, tuning_db, float_fallback):
+@click.option("--float-fallback", is_flag=True, help="If the integer rewrite fails, build the QDQ graph in float (recorded in the manifest) instead of failing; any node may then run in float.")
+@click.option("--float-nodes", "float_nodes", multiple=True, metavar="NODE[,NODE]", help="Let these nodes run in float inside a quantized region (recorded in the manifest); otherwise that is an error (repeat or comma-separate).")
+def compile_command(model, target, output, shapes, dims, name, device, tuning_db, float_fallback, float_nodes):
     """Compile ONNX (any exporter, opset 11+) for a target into an artifact folder."""
     import edgekit
     from edgekit.onnx_model import parse_dim_option, parse_shape_option
 
     edgekit.compile(
         model, output, target=target, name=name, device=device, tuning_db=tuning_db, float_fallback=float_fallback,
+        float_nodes=[node.strip() for option in float_nodes for node in option.split(",")],
         shapes=dict(parse_shape_option(s) for s in shapes), dims=dict(parse_dim_option(d) for d in dims),
     )
     manifest = json.loads((output / "manifest.json").read_text())
@@ -303,18 +305,19 @@ def _print_estimates(estimates) -> None:
 @click.option("--max-abs", type=float, default=1e-3, show_default=True, help="Fail if any output's max abs error exceeds this.")
 @click.option("--min-cosine", type=float, default=0.999, show_default=True, help="Fail if any sample's cosine similarity falls below this.")
 @click.option("--min-top1", type=float, help="Fail if a classifier's top-1 agreement falls below this fraction.")
+@click.option("--min-int8-macs", type=float, help="Fail if the artifact runs a smaller share of its conv/matmul MACs in integers (0-1).")
 @click.option("--threads", type=int, help="Threads for both runtimes.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the full report as JSON.")
 @click.option("--project", "project_path", type=click.Path(path_type=Path), help="Without ARTIFACT: the project file (default: ./edgekit.toml).")
 @click.option("--baseline", is_flag=True, help="Without ARTIFACT: also fail when a gate regresses from the project's baseline beyond its tolerance.")
-def check_command(artifact, reference, data, max_abs, min_cosine, min_top1, threads, json_path, project_path, baseline):
+def check_command(artifact, reference, data, max_abs, min_cosine, min_top1, min_int8_macs, threads, json_path, project_path, baseline):
     """Compare an artifact with ONNX Runtime on every sample; exit 1 if a threshold is violated.
 
     Without ARTIFACT, evaluate the gates of edgekit.toml on the project's build folder instead.
     """
     import edgekit
     from edgekit.checker import require_passed
-    from edgekit.checker.artifact_check import write_report
+    from edgekit.checker.artifact_check import int8_macs_line, write_report
 
     if artifact is None:
         return _check_project(project_path, baseline, threads, json_path)
@@ -323,7 +326,7 @@ def check_command(artifact, reference, data, max_abs, min_cosine, min_top1, thre
     if reference is None or data is None:
         raise InputError("check ARTIFACT needs --reference and --data", "give both, or run `edgekit check` without ARTIFACT beside an edgekit.toml")
 
-    report = edgekit.check(artifact, reference, data, max_abs=max_abs, min_cosine=min_cosine, min_top1_agreement=min_top1, threads=threads)
+    report = edgekit.check(artifact, reference, data, max_abs=max_abs, min_cosine=min_cosine, min_top1_agreement=min_top1, min_int8_macs=min_int8_macs, threads=threads)
     table = Table(title=f"{artifact} vs ONNX Runtime, {report.samples} samples")
     for column in ("output", "max abs", "mean abs", "cosine min", "cosine mean", "top-1 agree", "acc artifact", "acc ORT"):
         table.add_column(column, justify="right")
@@ -333,6 +336,7 @@ def check_command(artifact, reference, data, max_abs, min_cosine, min_top1, thre
             _fraction(m.top1_agreement), _fraction(m.accuracy_artifact), _fraction(m.accuracy_reference),
         )
     console.out.print(table)
+    console.out.print(int8_macs_line(report.int8_macs))
     if json_path is not None:
         write_report(report, json_path)
     require_passed(report)

@@ -12,10 +12,10 @@ from edgekit.checker.ci_reports import GateReport, TargetReport, junit_xml, summ
 from edgekit.checker.gates import (
     METRICS, Gate, GateResult, Measured, MetricSpec, compare_with_baseline, evaluate, is_classifier, metric_value, reference_accuracy, require_passed,
 )
-from edgekit.checker.outputs import collect_outputs
+from edgekit.checker.outputs import collect_outputs, integer_mac_share
 
 __all__ = [
     "METRICS", "CheckReport", "Gate", "GateReport", "GateResult", "Measured", "MetricSpec", "TargetReport", "Thresholds",
-    "check", "collect_outputs", "compare_with_baseline", "evaluate", "is_classifier", "junit_xml", "metric_value",
+    "check", "collect_outputs", "compare_with_baseline", "evaluate", "integer_mac_share", "is_classifier", "junit_xml", "metric_value",
     "reference_accuracy", "require_passed", "summary_text", "write_json", "write_junit", "write_summary",
 ]

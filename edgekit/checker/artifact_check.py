@@ -1,8 +1,10 @@
 """`edgekit check ARTIFACT`: the artifact against ONNX Runtime on every sample of a data set.
 
 The thresholds (`--max-abs`, `--min-cosine`, `--min-top1`) become gates over `gates.METRICS`, one
-per output they apply to, and are evaluated by `gates.evaluate` exactly as a project's gates are;
-the per-output table is the same metrics, read from the same table, without thresholds.
+per output they apply to (`--min-int8-macs`: one for the artifact), and are evaluated by
+`gates.evaluate` exactly as a project's gates are; the per-output table is the same metrics, read
+from the same table, without thresholds. The report also carries the artifact's count of
+conv/matmul MACs and the share that runs in integers (its manifest's `build.macs`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edgekit.checker.gates import METRICS, Gate, GateResult, Measured, evaluate, is_classifier, metric_value, reference_accuracy
-from edgekit.checker.outputs import collect_outputs
+from edgekit.checker.outputs import collect_outputs, integer_mac_share
 from edgekit.dataset import load_dataset
 from edgekit.errors import InputError
 from edgekit.files import atomic_file
@@ -28,6 +30,7 @@ class Thresholds:
     max_abs: float | None = 1e-3
     min_cosine: float | None = 0.999
     min_top1_agreement: float | None = None
+    min_int8_macs: float | None = None  # the artifact's share of conv/matmul MACs in integers
 
 
 # Each threshold as a gate: Thresholds field -> (METRICS key, the bound it sets). The gate is named
@@ -36,6 +39,7 @@ THRESHOLD_GATES: dict[str, tuple[str, str]] = {
     "max_abs": ("max_abs", "max"),
     "min_cosine": ("cosine_min", "min"),
     "min_top1_agreement": ("top1_agreement", "min"),
+    "min_int8_macs": ("int8_macs", "min"),
 }
 
 # The table printed for every output: OutputMetrics field -> METRICS key.
@@ -63,7 +67,8 @@ class CheckReport:
     samples: int
     thresholds: Thresholds
     outputs: list[OutputMetrics]
-    results: list[GateResult]  # the thresholds' gates, in output order
+    results: list[GateResult]  # the thresholds' gates, in output order (the artifact's last)
+    int8_macs: dict | None = None  # {"total", "integer", "integer_share"} from the manifest; None: not counted
 
     @property
     def failures(self) -> list[str]:
@@ -81,7 +86,7 @@ class CheckReport:
     def to_dict(self) -> dict:
         return {
             "artifact": self.artifact, "reference": self.reference, "data": self.data, "samples": self.samples,
-            "thresholds": asdict(self.thresholds), "outputs": [asdict(m) for m in self.outputs],
+            "thresholds": asdict(self.thresholds), "outputs": [asdict(m) for m in self.outputs], "int8_macs": self.int8_macs,
             "gates": [r.to_dict() for r in self.results], "violations": self.violations, "passed": self.passed,
         }
 
@@ -98,7 +103,7 @@ def check(artifact: Path, reference: Path, data: Path, thresholds: Thresholds | 
     _match_interfaces(model, ref_model, Path(reference))
     dataset = load_dataset(Path(data), model.inputs)
     session = Reference(ref_model, threads=model.threads)
-    measured = collect_outputs(model, session, dataset, target=str(artifact), progress="comparing with ONNX Runtime")
+    measured = collect_outputs(model, session, dataset, target=str(artifact), progress="comparing with ONNX Runtime", int8_macs=integer_mac_share(model.manifest))
     return CheckReport(
         artifact=str(artifact),
         reference=str(reference),
@@ -107,6 +112,7 @@ def check(artifact: Path, reference: Path, data: Path, thresholds: Thresholds | 
         thresholds=thresholds,
         outputs=output_metrics(measured),
         results=evaluate(threshold_gates(thresholds, measured), measured),
+        int8_macs=model.manifest.build.get("macs"),
     )
 
 
@@ -117,8 +123,12 @@ def threshold_gates(thresholds: Thresholds, measured: Measured) -> tuple[Gate, .
         for name, (metric, bound) in THRESHOLD_GATES.items():
             limit = getattr(thresholds, name)
             spec = METRICS[metric]
-            if limit is not None and (is_classifier(values) or not spec.classifier):
+            if limit is not None and not spec.of_artifact and (is_classifier(values) or not spec.classifier):
                 gates.append(Gate(name, metric, output, **{bound: limit}, higher_is_better=spec.higher_is_better))
+    for name, (metric, bound) in THRESHOLD_GATES.items():
+        limit = getattr(thresholds, name)
+        if limit is not None and METRICS[metric].of_artifact:
+            gates.append(Gate(name, metric, None, **{bound: limit}, higher_is_better=METRICS[metric].higher_is_better))
     return tuple(gates)
 
 
@@ -136,6 +146,15 @@ def output_metrics(measured: Measured) -> list[OutputMetrics]:
             row.accuracy_reference = reference_accuracy(measured, output)
         metrics.append(row)
     return metrics
+
+
+def int8_macs_line(macs: dict | None) -> str:
+    """The artifact's integer MAC share in words, as `check` prints it."""
+    if not macs:
+        return "conv/matmul MACs in integers: not counted (an artifact of an older edgekit)"
+    if macs["integer_share"] is None:
+        return "conv/matmul MACs in integers: the model has none"
+    return f"conv/matmul MACs in integers: {macs['integer_share']:.1%} ({macs['integer']:,} of {macs['total']:,})"
 
 
 def write_report(report: CheckReport, path: Path) -> None:

@@ -2,9 +2,10 @@
 
 `check.json` fields: format, project, project_file, build, data {path, sha256, samples, labels},
 reference {path, sha256}, baseline (null or {path, created, data_sha256}), targets [{target,
-artifact, library_sha256, reference_accuracy, artifact_unchanged, golden {output: {max_abs_diff,
-identical}}, gates [{gate, metric, output, value, threshold, tolerance, baseline, change,
-allowed_change, failures, passed}]}], failures, passed.
+artifact, library_sha256, reference_accuracy, artifact_unchanged, int8_macs (null or {total,
+integer, integer_share}), golden {output: {max_abs_diff, identical}}, gates [{gate, metric,
+output, value, threshold, tolerance, baseline, change, allowed_change, failures, passed}]}],
+failures, passed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgekit.files import atomic_file
+from edgekit.checker.artifact_check import int8_macs_line
 from edgekit.checker.gates import GateResult
 
 FORMAT = "edgekit-check"
@@ -29,12 +31,13 @@ class TargetReport:
     reference_accuracy: float | None = None
     artifact_unchanged: bool | None = None  # None: no baseline
     golden: dict[str, dict] = field(default_factory=dict)  # output -> {max_abs_diff, identical}
+    int8_macs: dict | None = None  # the manifest's build.macs: conv/matmul MACs and the share in integers
 
     def to_dict(self) -> dict:
         return {
             "target": self.target, "artifact": self.artifact, "library_sha256": self.library_sha256,
             "reference_accuracy": self.reference_accuracy, "artifact_unchanged": self.artifact_unchanged,
-            "golden": self.golden, "gates": [r.to_dict() for r in self.results],
+            "int8_macs": self.int8_macs, "golden": self.golden, "gates": [r.to_dict() for r in self.results],
         }
 
 
@@ -120,6 +123,7 @@ def summary_text(report: GateReport) -> str:
     for target in report.targets:
         ref = f", reference accuracy {target.reference_accuracy:.4f}" if target.reference_accuracy is not None else ""
         lines.append(f"target {target.target}: {target.artifact} (library {target.library_sha256[:12]}){ref}")
+        lines.append(f"  {int8_macs_line(target.int8_macs)}")
         if target.artifact_unchanged is not None:
             drift = ", ".join(f"{name} max abs diff {g['max_abs_diff']:.3g}" for name, g in target.golden.items())
             lines.append(f"  vs baseline: artifact {'unchanged' if target.artifact_unchanged else 'changed'}; golden outputs: {drift or 'none'}")

@@ -10,6 +10,9 @@ data set has them. `METRICS` is the table of built-in metrics; a user metric is 
 `outputs` and `reference` hold every model output stacked over the samples, shape (N, *output_shape);
 `labels` is the data set's (N,) int64 class ids or None. It returns one finite number.
 
+`int8_macs` is the one metric of the artifact rather than of an output: the share of its
+conv/matmul MACs that run in integers, as compile counted it into the manifest (`build.macs`).
+
 A gate passes when its value is within `min`/`max`; against a baseline it also must not regress by
 more than `tolerance` (metric units, direction-aware: a drop for higher-is-better metrics, a rise
 for lower-is-better ones).
@@ -54,10 +57,11 @@ class MetricSpec:
 
     description: str
     higher_is_better: bool
-    compute: Callable[[np.ndarray, np.ndarray, np.ndarray | None, int], float]
+    compute: Callable[[np.ndarray, np.ndarray, np.ndarray | None, int], float] | None  # None: an artifact metric
     needs_labels: bool = False
     classifier: bool = False  # the output must be one score vector per sample
     uses_k: bool = False
+    of_artifact: bool = False  # read from the artifact's manifest (Measured.int8_macs), not computed from outputs
 
 
 METRICS: dict[str, MetricSpec] = {
@@ -70,7 +74,9 @@ METRICS: dict[str, MetricSpec] = {
     "max_abs": MetricSpec("largest absolute error against the reference", False, lambda o, r, y, k: float(np.abs(_flat(o) - _flat(r)).max())),
     "mean_abs": MetricSpec("mean absolute error against the reference", False, lambda o, r, y, k: float(np.abs(_flat(o) - _flat(r)).mean())),
     "sqnr_db": MetricSpec("signal-to-quantization-noise ratio in dB, reference as signal", True, lambda o, r, y, k: sqnr_db(r, o)),
+    "int8_macs": MetricSpec("share of the artifact's conv/matmul MACs that run in integers (manifest build.macs)", True, None, of_artifact=True),
 }
+ARTIFACT = "artifact"  # the `output` of a gate on an artifact metric
 
 
 @dataclass(frozen=True)
@@ -141,6 +147,7 @@ class Measured:
     outputs: dict[str, np.ndarray]
     reference: dict[str, np.ndarray]
     labels: np.ndarray | None
+    int8_macs: float | None = None  # the manifest's build.macs.integer_share (None: not counted, or no MACs)
 
 
 def metric_value(metric: str, output: str, measured: Measured, k: int | None = None) -> float:
@@ -174,12 +181,13 @@ def evaluate(gates: tuple[Gate, ...], measured: Measured) -> list[GateResult]:
 
 
 def _evaluate_one(gate: Gate, measured: Measured) -> GateResult:
-    output = gate.output or next(iter(measured.outputs))
-    if output not in measured.outputs:
+    of_artifact = gate.metric in METRICS and METRICS[gate.metric].of_artifact
+    output = ARTIFACT if of_artifact else gate.output or next(iter(measured.outputs))
+    if not of_artifact and output not in measured.outputs:
         raise InputError(f"gate '{gate.name}': '{output}' is not an output of the model", f"outputs: {', '.join(measured.outputs)}")
     value = _value(gate, output, measured)
     result = GateResult(measured.target, gate.name, gate.metric_label, output, value, gate.threshold, gate.higher_is_better, gate.tolerance)
-    where = f"{measured.target}: gate {gate.name}: {gate.metric_label} of {output}"
+    where = f"{measured.target}: gate {gate.name}: {gate.metric_label}" + ("" if of_artifact else f" of {output}")
     if gate.min is not None and not value >= gate.min:
         result.failures.append(f"{where} = {value:.6g}, below the minimum {gate.min:g}")
     if gate.max is not None and not value <= gate.max:
@@ -191,6 +199,11 @@ def _value(gate: Gate, output: str, measured: Measured) -> float:
     if gate.function is not None:
         return _user_value(gate, measured)
     spec = METRICS[gate.metric]
+    if spec.of_artifact:
+        if measured.int8_macs is None:
+            raise InputError(f"gate '{gate.name}': the artifact of {measured.target} records no share of integer MACs",
+                             "rebuild it with this edgekit (compile counts them into the manifest); a model without conv/matmul MACs has none to gate")
+        return measured.int8_macs
     ours, theirs = measured.outputs[output], measured.reference[output]
     if spec.needs_labels and measured.labels is None:
         raise InputError(f"gate '{gate.name}': {gate.metric} needs labels and the eval data set has no 'label' array", "add labels (calibration_data/README.md) or drop the gate")

@@ -27,13 +27,15 @@ def collect_outputs(
     *,
     target: str,
     progress: str | None = None,
+    int8_macs: float | None = None,
 ) -> Measured:
     """The artifact's and the reference's outputs on every sample of `dataset`, stacked.
 
     `model` is a loaded artifact (called with inputs by name), `reference` a callable from feeds to
     outputs by name (an ONNX Runtime `Reference`) that must produce every output of the artifact;
     `target` names what was measured in gate messages. Each output comes back as (N, *shape), in
-    the artifact's output order, with the data set's labels. `progress` labels a progress bar.
+    the artifact's output order, with the data set's labels. `progress` labels a progress bar;
+    `int8_macs` is the artifact's share of integer MACs (`integer_mac_share` of its manifest).
     Errors of either runtime (bad inputs, a missing reference output) propagate.
     """
     names = [spec.name for spec in model.outputs]
@@ -48,7 +50,12 @@ def collect_outputs(
                 ours[name].append(got[name])
                 theirs[name].append(want[name])
             advance()
-    return Measured(target, _stacked(ours), _stacked(theirs), dataset.labels)
+    return Measured(target, _stacked(ours), _stacked(theirs), dataset.labels, int8_macs)
+
+
+def integer_mac_share(manifest) -> float | None:
+    """The share of conv/matmul MACs in integers that compile wrote into the manifest (None: not counted, or no MACs)."""
+    return (manifest.build.get("macs") or {}).get("integer_share")
 
 
 def _stacked(outputs: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:

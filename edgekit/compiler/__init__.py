@@ -5,7 +5,8 @@
     kernel_costs.py    each fused kernel's FLOPs, MACs and bytes, into the manifest
     fold.py            constant and shape subgraphs folded, checked in ONNX Runtime
     relax_import.py    ONNX to Relax with failures named by node
-    integer.py         QDQ regions to integer kernels
+    integer.py         QDQ regions to integer kernels (integer_*.py: its rules, values, tables and the float nodes it leaves)
+    mac_share.py       the model's conv/matmul MACs and the share that runs in integers
     relax_pipeline.py  legalize, fuse, schedule, lower
     widening_multiply.py  requantizing multiplies as 32x32->64 (offsets out, multipliers int32)
     schedules/         edgekit's default CPU schedules

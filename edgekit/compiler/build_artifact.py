@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import shutil
 import time
@@ -13,7 +14,7 @@ import tvm
 
 from edgekit import console, versions
 from edgekit.artifact import Manifest, write_manifest
-from edgekit.compiler.frontend import lower
+from edgekit.compiler.frontend import FloatChoice, lower
 from edgekit.compiler.gpu import build_gpu, export_gpu_library, gpu_summary, nvcc_version
 from edgekit.compiler.integer_check import IntegerAgreement, check_integer_rewrite
 from edgekit.compiler.kernel_costs import kernel_costs
@@ -39,9 +40,13 @@ class CompileOptions:
     device: str = "cpu"  # "gpu": the target's [accelerator] runs the compute
     tuning_db: Path | None = None  # a MetaSchedule database from `edgekit tune`
     float_fallback: bool = False  # a failed integer rewrite builds the QDQ graph in float instead of failing
+    float_nodes: tuple[str, ...] = ()  # nodes that may run in float inside a quantized region (the user's choice)
     spec: TargetSpec = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "float_nodes", tuple(dict.fromkeys(self.float_nodes)))
+        if any(not name for name in self.float_nodes):
+            raise InputError("--float-nodes names an empty node", "give node names separated by commas, e.g. --float-nodes Sin_0,Cos_3")
         object.__setattr__(self, "spec", load_target(self.target))
         _require_device(self.spec, self.device)
         _require_toolchain(self.spec)
@@ -60,12 +65,15 @@ class CompileOptions:
             parts += ["--tuning-db", str(self.tuning_db)]
         if self.float_fallback:
             parts += ["--float-fallback"]
+        if self.float_nodes:
+            parts += ["--float-nodes", ",".join(self.float_nodes)]
         return shlex.join(parts)
 
     def to_dict(self) -> dict:
         return {
             "target": self.target, "shapes": {k: list(v) for k, v in self.shapes.items()}, "dims": self.dims, "name": self.name,
             "device": self.device, "tuning_db": str(self.tuning_db) if self.tuning_db else None, "float_fallback": self.float_fallback,
+            "float_nodes": list(self.float_nodes),
         }
 
 
@@ -80,9 +88,10 @@ def compile_onnx(source: Path, output: Path, options: CompileOptions | None = No
     target = options.spec
     model = load_onnx(source)
     inputs = resolve_static_shapes(model_inputs(model), options.shapes, options.dims)
+    choice = float_choice(source, model, options.float_nodes)
 
     started = time.perf_counter()
-    lowered = lower(model, inputs, target, integer=options.device != "gpu", float_fallback=options.float_fallback)
+    lowered = lower(model, inputs, target, integer=options.device != "gpu", float_fallback=options.float_fallback, float_choice=choice)
     self_check = None
     if lowered.integer is not None:
         # Like folding, the rewrite proves itself: a mismatch is an error, never a silent float build.
@@ -126,14 +135,47 @@ def compile_onnx(source: Path, output: Path, options: CompileOptions | None = No
                 "folding": lowered.fold.to_dict(),
                 "pipeline": _pipeline_name(gpu, database),
                 "integer": (lowered.integer.to_dict() | {"self_check": self_check.to_dict()}) if lowered.integer else ({"failed": lowered.integer_failure} if lowered.integer_failure else None),
+                "macs": lowered.macs,
                 "seconds": round(time.perf_counter() - started, 2),
             },
             runtime=_runtime_defaults(target, found_versions) | ({"gpu": gpu_summary(gpu.info)} if gpu else {}),
             kernels={name: cost.to_dict() | ({"schedule": schedules[name]} if name in schedules else {}) for name, cost in costs.items()},
         )
         write_manifest(folder, manifest)
-    console.info(f"wrote {output} ({manifest.build['seconds']} s)")
+    console.info(f"wrote {output} ({manifest.build['seconds']} s){_mac_summary(manifest.build['macs'])}")
     return output
+
+
+def float_choice(source: Path, model: onnx.ModelProto, float_nodes: tuple[str, ...]) -> FloatChoice:
+    """Who chose float for which node: the user (`--float-nodes`, names checked against the model)
+    and edgekit's quantizer, whose record beside the model (`NAME.quant.json`) lists each node it
+    left float with the reason."""
+    names = {node.name for node in model.graph.node}
+    unknown = [name for name in float_nodes if name not in names]
+    if unknown:
+        raise InputError(f"--float-nodes: {source} has no node named {', '.join(repr(n) for n in unknown)}", "give node names as the ONNX file spells them (e.g. from Netron or the error that listed them)")
+    chosen = {name: reason for name, reason in _quantizer_float_nodes(source).items() if name in names}
+    chosen.update({name: "--float-nodes" for name in float_nodes})
+    return FloatChoice(chosen)
+
+
+def _quantizer_float_nodes(source: Path) -> dict[str, str]:
+    """Node name -> "quantization record NAME.quant.json: REASON" for every float node of the record beside `source`."""
+    stem = source.name[: -len(".onnx")] if source.name.endswith(".onnx") else source.name
+    record_path = source.with_name(f"{stem}.quant.json")  # the quantizer's naming: model.int8.onnx -> model.int8.quant.json
+    if not record_path.is_file():
+        return {}
+    try:
+        nodes = json.loads(record_path.read_text())["nodes"]
+        return {n["name"]: f"quantization record {record_path.name}: {n['reason']}" for n in nodes if n["precision"] == "float"}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"quantization record {record_path} cannot be read ({type(exc).__name__}: {exc})", "re-run edgekit quantize, or move the file away") from None
+
+
+def _mac_summary(macs: dict | None) -> str:
+    if not macs or macs["integer_share"] is None:
+        return ""
+    return f"; {macs['integer_share']:.1%} of {macs['total'] / 1e6:.3g} M conv/matmul MACs in integers"
 
 
 def _self_check_summary(agreement: IntegerAgreement) -> str:

@@ -20,7 +20,9 @@ lands on the other side of one. integer_check.py runs the result against the QDQ
 Runtime.
 
 Values that leave a region (a float consumer, a model output) are dequantized there, once; ops
-the rules do not cover stay as TVM imported them, in float between their own Q/DQ pairs.
+the rules do not cover stay as TVM imported them, in float between their own Q/DQ pairs. Those
+are found after the rewrite and named by their ONNX nodes (integer_float_nodes.py): compile
+accepts one only where somebody chose float for it (frontend.py), never in silence.
 """
 
 from __future__ import annotations
@@ -33,20 +35,26 @@ from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from edgekit.compiler.dot_products import DotScheme
-from edgekit.compiler.integer_rules import CLOSES, DESCRIBES, OPENS, select_rule, tensor_args
+from edgekit.compiler.integer_float_nodes import FloatNode, float_nodes_in_regions
+from edgekit.compiler.integer_rules import CLOSES, DESCRIBES, OPENS, select_rule, tensor_args, why_no_rule
 from edgekit.compiler.integer_layout import SplitParts
 from edgekit.compiler.integer_tables import Lookup
 from edgekit.compiler.integer_values import IntValue, scalar_constant, to_float
+from edgekit.compiler.mac_share import mac_share
+from edgekit.compiler.relax_import import OnnxNode
 
 
 @dataclass
 class IntegerReport:
-    """What the rewrite did: integer ops emitted per kind, and float ops left in the graph."""
+    """What the rewrite did: integer ops emitted per kind, float ops left in the graph, and the nodes left float inside regions."""
 
     integer_ops: dict[str, int] = field(default_factory=dict)
     float_ops: dict[str, int] = field(default_factory=dict)
     ir_summary: dict[str, int] = field(default_factory=dict)  # "op(input dtypes) -> output dtype": count
     tables: list[dict] = field(default_factory=list)  # each lookup table: its function, input and output grids
+    float_nodes: list[FloatNode] = field(default_factory=list)  # float inside a quantized region (integer_float_nodes.py)
+    accepted_float: dict[str, str] = field(default_factory=dict)  # float node name -> who chose float for it (frontend.py)
+    macs: dict = field(default_factory=dict)  # conv/matmul MACs, those in integers and their share (mac_share.py)
 
     def count(self, table: dict[str, int], name: str) -> None:
         table[name] = table.get(name, 0) + 1
@@ -58,6 +66,7 @@ class IntegerReport:
             "float_ops": dict(sorted(self.float_ops.items())),
             "ir_dtype_summary": dict(sorted(self.ir_summary.items())),
             "lookup_tables": list(self.tables),
+            "float_nodes": [node.to_dict() | {"accepted_by": self.accepted_float.get(node.name)} for node in self.float_nodes],
         }
 
 
@@ -75,16 +84,20 @@ def has_qdq(mod: tvm.IRModule) -> bool:
     return len(found) == 2
 
 
-def integer_regions(mod: tvm.IRModule, dot: DotScheme | None = None) -> tuple[tvm.IRModule, IntegerReport]:
+def integer_regions(mod: tvm.IRModule, dot: DotScheme | None = None, nodes: dict[relax.Var, OnnxNode] | None = None) -> tuple[tvm.IRModule, IntegerReport]:
     """Rewrite the quantized regions of `mod`'s `main` into integer ops; unused float code is removed.
 
     dot: the target's dot-product scheme (dot_products.py); convolutions and constant-weight
     matmuls then take the packed form its tensorized schedule needs (dot_packing.py).
+    nodes: the ONNX node of each imported var (relax_import.import_onnx), which names the float
+    ops left inside quantized regions in `report.float_nodes` (without it they are named by var).
     """
     report = IntegerReport()
-    rewritten = _IntegerRewriter(mod, report, dot).transform()
-    rewritten = relax.transform.DeadCodeElimination()(rewritten)
+    rewriter = _IntegerRewriter(mod, report, dot)
+    rewritten = relax.transform.DeadCodeElimination()(rewriter.transform())
     _count_float_ops(rewritten, report)
+    report.float_nodes = float_nodes_in_regions(rewritten["main"], nodes or {}, rewriter.dequantized, lambda call: why_no_rule(call, rewriter.values))
+    report.macs = mac_share(mod["main"], rewriter.computed)
     return rewritten, report
 
 
@@ -122,6 +135,8 @@ class _IntegerRewriter(PyExprMutator):
         self.dot = dot
         self.values: dict[relax.Var, IntValue] = {}
         self.scalars: dict[relax.Var, np.ndarray] = {}  # scalar constants computed in the graph
+        self.dequantized: set[relax.Var] = set()  # vars bound to the float meaning of an integer value (region exits)
+        self.computed: set[relax.Var] = set()  # vars of the calls a rule computed in integers (INSIDE)
 
     def transform(self) -> tvm.IRModule:
         for gvar, func in self.mod.functions_items():
@@ -143,13 +158,16 @@ class _IntegerRewriter(PyExprMutator):
         if rewritten is None:
             self.builder_.emit_normalized(relax.VarBinding(binding.var, value))
             return
-        expr, int_value = rewritten
+        expr, int_value, dequantized = rewritten
         self.builder_.emit_normalized(relax.VarBinding(binding.var, self.builder_.normalize(expr)))
         if int_value is not None:
             self.values[binding.var] = int_value
+        if dequantized:
+            self.dequantized.add(binding.var)
+            self.computed.add(binding.var)  # MACs count only conv/matmul calls
 
-    def _rewrite(self, call: relax.Call) -> tuple[relax.Expr, IntValue | None] | None:
-        """(what the binding becomes, its integer value) by the first rule that applies, or None."""
+    def _rewrite(self, call: relax.Call) -> tuple[relax.Expr, IntValue | None, bool] | None:
+        """(what the binding becomes, its integer value, whether that is a float meaning) by the first rule that applies, or None."""
         found = select_rule(call, self.values, self.dot, self.scalars)
         if found is None:
             return None
@@ -161,12 +179,19 @@ class _IntegerRewriter(PyExprMutator):
             self.report.tables.append(result.description)
             result = result.expr
         if rule.role in (OPENS, DESCRIBES):
-            return call, result
+            # A split's float call stays for float consumers of its parts: it only moves the
+            # dequantized values, so for them it is a region exit, as to_float is.
+            return call, result, isinstance(result, SplitParts)
         if rule.role == CLOSES:
-            return result, None
+            return result, None, False
         # The float meaning stays available under the original name for float consumers; dead
         # code elimination removes it where only integer consumers remain.
-        return to_float(self.builder_.emit, result), result
+        return to_float(self._emit_dequantized, result), result, True
+
+    def _emit_dequantized(self, expr: relax.Expr) -> relax.Var:
+        var = self.builder_.emit(expr)
+        self.dequantized.add(var)
+        return var
 
     def _scalar_of(self, value: relax.Expr) -> np.ndarray | None:
         """Evaluate the scalar constant arithmetic TVM's importer emits for Clip bounds:

@@ -199,6 +199,7 @@ def unclamped_operands(m: Match) -> bool:
 
 
 def not_concatenated(m: Match) -> bool:
+    """An operand that is not a concatenation of parts on different grids."""
     return m.inputs[0].concat is None
 
 
@@ -331,6 +332,26 @@ def select_rule(
         if rule.when(match):
             return rule, match
     return None
+
+
+def why_no_rule(call: relax.Call, values: Mapping[relax.Var, IntValue]) -> str:
+    """Why no rule takes `call`, in the table's own words (the first line of each predicate's docstring)."""
+    op = call.op.name.removeprefix("relax.")
+    if call.op.name == "relax.call_tir":
+        op = f"call_tir({call.args[0].name_hint})"
+    candidates = _BY_OP.get(call.op.name, ())
+    if not candidates:
+        return f"edgekit has no integer rule for {op}"
+    reasons = []
+    for rule in candidates:
+        inputs = tuple(values.get(arg) if isinstance(arg, relax.Var) else None for arg in rule.tensor_args(call))
+        floats = [i for i, value in enumerate(inputs) if not isinstance(value, rule.takes)]
+        if rule.role != OPENS and floats:
+            reasons.append(f"operand {floats[0]} of {op} is not an integer value")
+            continue
+        doc = (rule.when.__doc__ or rule.when.__name__).strip().splitlines()[0].rstrip(".")
+        reasons.append(f"rule {rule.name} needs {doc[:1].lower()}{doc[1:]}")
+    return "; ".join(dict.fromkeys(reasons))
 
 
 def tensor_args(call: relax.Call) -> list[relax.Expr]:

@@ -171,7 +171,8 @@ def to_float(emit: Emit, value: IntValue) -> relax.Expr:
         centred = relax.op.astype(term.q, "int32")
         if np.any(term.zero_point != 0):
             centred = relax.op.subtract(centred, axis_constant(term.zero_point.astype(np.int32), term.axis, rank))
-        part = relax.op.multiply(relax.op.astype(emit(centred), "float32"), axis_constant(term.scale.astype(np.float32), term.axis, rank))
+        # Every call emitted on its own: the rewrite marks what `emit` binds as a region exit (integer_float_nodes.py).
+        part = relax.op.multiply(emit(relax.op.astype(emit(centred), "float32")), axis_constant(term.scale.astype(np.float32), term.axis, rank))
         total = part if total is None else relax.op.add(emit(total), emit(part))
     if value.lo is not None or value.hi is not None:
         total = relax.op.clip(emit(total), value.lo if value.lo is not None else -np.inf, value.hi if value.hi is not None else np.inf)

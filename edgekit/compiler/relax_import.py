@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
+from dataclasses import dataclass
 
 import onnx
 import tvm
@@ -18,13 +19,31 @@ from edgekit.onnx_model import TensorSpec
 _DIRECT_OPS = {"If", "Constant"}
 
 
-def import_onnx(model: onnx.ModelProto, inputs: list[TensorSpec]) -> tvm.IRModule:
-    """Import a shape-folded ONNX model with static `inputs` into a Relax IRModule."""
+@dataclass(frozen=True)
+class OnnxNode:
+    """The ONNX node a Relax var computes, by the user's own names."""
+
+    name: str
+    op_type: str
+
+
+def node_name(node: onnx.NodeProto) -> str:
+    """A node's name, or its first output's when the exporter left it unnamed."""
+    return node.name or (node.output[0] if node.output else "?")
+
+
+def import_onnx(model: onnx.ModelProto, inputs: list[TensorSpec], nodes: dict[relax.Var, OnnxNode] | None = None) -> tvm.IRModule:
+    """Import a shape-folded ONNX model with static `inputs` into a Relax IRModule.
+
+    nodes: filled with the var that holds each ONNX node's output (the vars a converter emits on
+    the way there are its own too: they reach that var first). The converters' results are bound
+    to vars as they return, so that every node's output has one.
+    """
     check_supported_ops(model)
     shape_dict = {spec.name: list(spec.shape) for spec in inputs}
     dtype_dict = {spec.name: spec.dtype for spec in inputs}
     current: dict[str, str] = {}
-    with _tracking_nodes(current), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+    with _tracking_nodes(current, nodes), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             return onnx_frontend.from_onnx(model, shape_dict=shape_dict, dtype_dict=dtype_dict, keep_params_in_input=False)
@@ -70,19 +89,37 @@ def output_specs(mod: tvm.IRModule, names: list[str]) -> list[TensorSpec]:
 
 
 @contextlib.contextmanager
-def _tracking_nodes(current: dict[str, str]):
+def _tracking_nodes(current: dict[str, str], nodes: dict[relax.Var, OnnxNode] | None):
     # The importer reports failures without naming the node. It parses each NodeProto once,
     # right before converting it (TVM 0.27 `_construct_nodes`), so record the node there.
-    original = onnx_frontend.ONNXGraphImporter._parse_value_proto
+    importer = onnx_frontend.ONNXGraphImporter
+    originals = importer._parse_value_proto, importer._convert_operator, importer.from_onnx
+    parse_value_proto, convert_operator, from_onnx = originals
 
     def parse(self, value_proto):
         if isinstance(value_proto, onnx.NodeProto):
             current["op"] = value_proto.op_type
-            current["node"] = value_proto.name or (value_proto.output[0] if value_proto.output else "?")
-        return original(self, value_proto)
+            current["node"] = node_name(value_proto)
+        return parse_value_proto(self, value_proto)
 
-    onnx_frontend.ONNXGraphImporter._parse_value_proto = parse
+    def convert(self, op_name, inputs, attrs, opset):
+        # Many converters return an unbound call; its consumer's normalization would bind it to a
+        # fresh var that belongs to no node. Bound here, the node's output is a var of its own.
+        result = convert_operator(self, op_name, inputs, attrs, opset)
+        return self.bb.emit(result) if isinstance(result, relax.Call) else result
+
+    def construct(self, graph, opset):
+        mod = from_onnx(self, graph, opset)
+        for node in graph.node:  # graph order: an Identity's output stays its producer's
+            for output in node.output:
+                if isinstance(var := self._nodes.get(output), relax.Var):
+                    nodes.setdefault(var, OnnxNode(node_name(node), node.op_type))
+        return mod
+
+    importer._parse_value_proto = parse
+    if nodes is not None:
+        importer._convert_operator, importer.from_onnx = convert, construct
     try:
         yield
     finally:
-        onnx_frontend.ONNXGraphImporter._parse_value_proto = original
+        importer._parse_value_proto, importer._convert_operator, importer.from_onnx = originals

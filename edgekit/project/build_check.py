@@ -15,7 +15,7 @@ from pathlib import Path
 
 from edgekit import console
 from edgekit.artifact import read_manifest
-from edgekit.checker import GateReport, Measured, TargetReport, collect_outputs, evaluate, reference_accuracy, write_json, write_junit, write_summary
+from edgekit.checker import GateReport, Measured, TargetReport, collect_outputs, evaluate, integer_mac_share, reference_accuracy, write_json, write_junit, write_summary
 from edgekit.dataset import load_dataset
 from edgekit.errors import InputError
 from edgekit.files import sha256_file
@@ -50,7 +50,7 @@ def measure_build(project: Project, threads: int | None = None) -> tuple[GateRep
         manifest = manifests[name]
         targets.append(TargetReport(
             target=name, artifact=project.relative(folder), library_sha256=manifest.files[manifest.library],
-            results=evaluate(project.gates, result), reference_accuracy=reference_accuracy(result),
+            results=evaluate(project.gates, result), reference_accuracy=reference_accuracy(result), int8_macs=manifest.build.get("macs"),
         ))
     report = GateReport(
         project=project.name, project_file=str(project.path), build=project.relative(build),
@@ -101,4 +101,4 @@ def _measure(target: str, artifact: Path, reference: Path, data: Path, threads: 
     missing = [spec.name for spec in model.outputs if spec.name not in session.output_names]
     if missing:
         raise InputError(f"reference {reference} lacks the artifact's outputs {', '.join(missing)}", "rebuild with `edgekit pipeline`")
-    return collect_outputs(model, session, dataset, target=target), len(dataset)
+    return collect_outputs(model, session, dataset, target=target, int8_macs=integer_mac_share(model.manifest)), len(dataset)

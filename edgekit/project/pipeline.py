@@ -108,8 +108,10 @@ def _compile(project: Project, model: Path, target: str) -> dict:
     output = artifact_dir(project.build_dir, target)
     _stage(f"compile: {target_name(target)} ({project.device})")
     started = time.perf_counter()
-    compile_onnx(model, output, CompileOptions(target=target, name=project.name, device=project.device))
+    compile_onnx(model, output, CompileOptions(target=target, name=project.name, device=project.device, float_nodes=project.float_nodes))
     command = ["edgekit", "compile", str(model), "--target", target, "-o", str(output), "--name", project.name, "--device", project.device]
+    if project.float_nodes:
+        command += ["--float-nodes", ",".join(project.float_nodes)]
     stage = _record("compile", command, [file_entry(model, project.root, "model")], [], project, started)
     stage["target"] = target_name(target)
     stage["outputs"] = folder_entries(output, project.build_dir)

@@ -24,6 +24,7 @@ path in it is relative to the file's own folder. Schema (README "Projects and CI
     [compile]
     targets = ["x86_64"]                # target names or target .toml paths (default ["x86_64"])
     device = "cpu"                      # cpu | gpu
+    float_nodes = ["Sin_3"]             # nodes that may run in float inside a quantized region (default none)
 
     [gates.accuracy]                    # one table per gate; the table name is the gate's name
     metric = "accuracy"                 # default: the gate's name (see gates.METRICS), or file.py:function
@@ -32,6 +33,9 @@ path in it is relative to the file's own folder. Schema (README "Projects and CI
     tolerance = 0.005                   # allowed regression against the baseline, in the metric's units
     # k = 5                             # top-k metrics only
     # better = "higher"                 # user metrics only, when neither min nor max says it
+
+    [gates.int8_macs]                   # the artifact's share of conv/matmul MACs in integers (no output)
+    min = 0.8
 
 A key the schema does not know, a value of the wrong type, a missing file or an unknown metric is
 an InputError naming the file and the full key. Everything is checked here, before any stage runs:
@@ -66,7 +70,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "model": ("source", "input_names", "output_names", "opset"),
     "quantize": ("recipe",),
     "data": ("calib", "eval"),
-    "compile": ("targets", "device"),
+    "compile": ("targets", "device", "float_nodes"),
     "gates": (),  # one table per gate, any name
 }
 GATE_KEYS = ("metric", "output", "k", "min", "max", "tolerance", "better")
@@ -110,6 +114,7 @@ class Project:
     targets: tuple[str, ...]
     device: str
     gates: tuple[Gate, ...]
+    float_nodes: tuple[str, ...] = ()  # compile --float-nodes: nodes that may run in float inside a quantized region
 
     @property
     def root(self) -> Path:
@@ -127,7 +132,8 @@ class Project:
                       "input_names": list(self.model.input_names), "output_names": list(self.model.output_names), "opset": self.model.opset},
             "quantize": {"recipe": self.recipe if self.recipe is None or not is_preset_path(self.recipe) else self.relative(Path(self.recipe))},
             "calib": self.relative(self.calib_data) if self.calib_data else None,
-            "compile": {"targets": [t if not is_preset_path(t) else self.relative(Path(t)) for t in self.targets], "device": self.device},
+            "compile": {"targets": [t if not is_preset_path(t) else self.relative(Path(t)) for t in self.targets], "device": self.device}
+                       | ({"float_nodes": list(self.float_nodes)} if self.float_nodes else {}),
         }
 
     def build_config_sha256(self) -> str:
@@ -176,6 +182,7 @@ def load_project(path: Path | str | None = None) -> Project:
         targets=_targets(reader, tables["compile"], root),
         device=_device(reader, tables["compile"]),
         gates=_gates(reader, tables["gates"], root),
+        float_nodes=reader.names(tables["compile"], "compile.float_nodes"),
     )
 
 
@@ -249,6 +256,8 @@ def _gate(reader: _Reader, name: str, body: Any, root: Path) -> Gate:
             reader.fail(f"key '{key}.better' is only for user metrics", f"{metric} is {'higher' if higher else 'lower'}-is-better already")
         if "k" in body and not spec.uses_k:
             reader.fail(f"key '{key}.k' does not apply to metric {metric}", "k is for topk_accuracy and topk_agreement")
+        if "output" in body and spec.of_artifact:
+            reader.fail(f"key '{key}.output' does not apply to metric {metric}", f"{metric} measures the whole artifact: drop output")
     elif split_function_spec(metric) is not None:
         function = _user_function(reader, metric, f"{key}.metric", root)
         if better not in (None, "higher", "lower"):

@@ -28,8 +28,11 @@ MAP_REF = np.arange(16, dtype=np.float32).reshape(4, 2, 2) + 1
 MAP_OURS = MAP_REF + np.array([0.0, 0.0, 0.0, 0.25], np.float32).reshape(1, 2, 2)
 
 
+INT8_MACS = 0.875  # the artifact's share of integer MACs, as its manifest records it
+
+
 def measured(labels: np.ndarray | None = LABELS) -> Measured:
-    return Measured("board", {"logits": ARTIFACT, "map": MAP_OURS}, {"logits": REFERENCE, "map": MAP_REF}, labels)
+    return Measured("board", {"logits": ARTIFACT, "map": MAP_OURS}, {"logits": REFERENCE, "map": MAP_REF}, labels, INT8_MACS)
 
 
 def by_hand() -> dict[str, float]:
@@ -47,6 +50,7 @@ def by_hand() -> dict[str, float]:
         "max_abs": float(np.abs(a - r).max()),  # 1.0
         "mean_abs": float(np.abs(a - r).mean()),
         "sqnr_db": float(10 * np.log10((r**2).sum() / ((r - a) ** 2).sum())),
+        "int8_macs": INT8_MACS,  # not computed from outputs: read from the manifest
     }
 
 
@@ -76,7 +80,8 @@ def test_each_gate_passes_on_its_bound_and_fails_past_it(metric):
         word = f"above the maximum {value - step:g}"
     assert held.value == value and held.passed and held.failures == []
     label = f"{metric}@2" if METRICS[metric].uses_k else metric
-    assert missed.failures == [f"board: gate {metric}: {label} of logits = {missed.value:.6g}, {word}"]
+    of = "" if METRICS[metric].of_artifact else " of logits"  # an artifact metric names no output
+    assert missed.failures == [f"board: gate {metric}: {label}{of} = {missed.value:.6g}, {word}"]
 
 
 def test_a_gate_without_bounds_measures_and_passes():
@@ -174,8 +179,11 @@ def test_thresholds_become_gates_per_output_and_top1_only_on_classifiers():
         ("max_abs", "max_abs", "map", None, 0.5), ("min_cosine", "cosine_min", "map", 0.99, None),
     ]
     assert all(g.higher_is_better is METRICS[g.metric].higher_is_better for g in gates)
-    assert set(THRESHOLD_GATES) == {"max_abs", "min_cosine", "min_top1_agreement"}
+    assert set(THRESHOLD_GATES) == {"max_abs", "min_cosine", "min_top1_agreement", "min_int8_macs"}
     assert threshold_gates(Thresholds(max_abs=None, min_cosine=None), measured()) == ()
+    # The integer MAC share is the artifact's: one gate, after the outputs'.
+    (share,) = threshold_gates(Thresholds(max_abs=None, min_cosine=None, min_int8_macs=0.9), measured())
+    assert (share.name, share.metric, share.output, share.min) == ("min_int8_macs", "int8_macs", None, 0.9)
 
 
 def test_thresholds_fail_with_the_gate_messages():
@@ -274,3 +282,12 @@ def test_every_gate_failure_leaves_the_cli_one_way(group, monkeypatch, debug):
     assert gates.stderr.splitlines() == ["edgekit: gate failed: board: gate a: one", "edgekit: gate failed: board: gate b: two"]
     assert parity.stderr.splitlines() == ["edgekit: gate failed: output y differs from PyTorch. raise --atol"]
     assert "Traceback" not in gates.stderr + parity.stderr + gates.stdout + parity.stdout
+
+
+def test_the_integer_mac_share_is_the_artifacts_and_needs_its_count():
+    (result,) = evaluate((Gate("int8_macs", "int8_macs", min=0.9),), measured())
+    assert result.output == "artifact" and result.value == INT8_MACS
+    assert result.failures == ["board: gate int8_macs: int8_macs = 0.875, below the minimum 0.9"]
+    uncounted = Measured("old-board", {"logits": ARTIFACT}, {"logits": REFERENCE}, LABELS)
+    with pytest.raises(InputError, match="records no share of integer MACs"):
+        evaluate((Gate("int8_macs", "int8_macs", min=0.9),), uncounted)

@@ -263,7 +263,7 @@ def test_relu6_clip_folds_into_the_integer_clamp(tmp_path):
 def test_a_failing_integer_rewrite_is_an_error_unless_float_is_chosen(tmp_path, int8_model, monkeypatch, cli):
     import edgekit.compiler.frontend as frontend
 
-    def broken(mod, dot=None):
+    def broken(mod, dot=None, nodes=None):
         raise RuntimeError("pattern this rewrite has never seen")
 
     monkeypatch.setattr(frontend, "integer_regions", broken)

@@ -21,7 +21,7 @@ import tvm
 from tvm.s_tir import meta_schedule as ms
 
 from edgekit import console
-from edgekit.compiler.frontend import lower
+from edgekit.compiler.frontend import FloatChoice, lower
 from edgekit.compiler.relax_pipeline import fused_module
 from edgekit.errors import InputError, last_line
 from edgekit.files import sha256_file
@@ -152,7 +152,7 @@ def tune_onnx(
 
 def _extract_tasks(model, inputs, spec: TargetSpec) -> list:
     """MetaSchedule's tasks for the model as compile builds it (the same front end and fusion)."""
-    lowered = lower(model, inputs, spec)
+    lowered = lower(model, inputs, spec, float_choice=FloatChoice(every="edgekit tune (tuning ships no artifact)"))
     with console.step("loading MetaSchedule's tensor intrinsics"):
         # TuneContext imports it anyway; ~20 s (its CUDA half alone 13 s), better shown than hidden.
         importlib.import_module("tvm.s_tir.tensor_intrin")

@@ -185,7 +185,8 @@ def mean_as_sum(bb: relax.BlockBuilder, m: Match) -> IntValue:
 
 
 def layout_terms(bb: relax.BlockBuilder, m: Match) -> IntValue:
-    """Reshape/Transpose: applied to each term's integers (constants fold), scales follow the channel axis."""
+    """Reshape/Transpose/Squeeze/Unsqueeze: applied to each term's integers (constants fold, and
+    everything but a transpose is a reshape to the call's shape), scales follow the channel axis."""
     (value,) = m.inputs
     call = m.call
     out_shape = [int(d) for d in call.ty.shape]
@@ -202,18 +203,19 @@ def layout_terms(bb: relax.BlockBuilder, m: Match) -> IntValue:
 
 
 def moved_axis(term: Term, call: relax.Call, out_shape: list[int]) -> int | None | bool:
-    """Where a per-channel axis lands after Reshape/Transpose `call`: None if per-tensor, False if it cannot be followed."""
+    """Where a per-channel axis lands after Reshape/Transpose/Squeeze/Unsqueeze `call`: None if per-tensor, False if it cannot be followed."""
     if term.per_tensor:
         return None
-    name = call.op.name
-    if name == "relax.permute_dims":
+    if call.op.name == "relax.permute_dims":
         axes = [int(a) for a in call.attrs.axes] if call.attrs.axes is not None else list(range(len(out_shape)))[::-1]
         return axes.index(term.axis)
-    channels = term.scale.size
-    # A per-channel vector reshaped to broadcast ([C] -> [1, C, 1, 1]): the one dim of size C.
-    if name == "relax.reshape" and sum(1 for d in out_shape if d != 1) == 1 and channels in out_shape:
-        return out_shape.index(channels)
-    return False
+    # A reshape that only adds or drops size-1 dims ([C] -> [1, C, 1, 1], squeeze, unsqueeze):
+    # the channel axis is the same one among the dims larger than 1.
+    in_shape = [int(d) for d in term.q.ty.shape]
+    if [d for d in in_shape if d != 1] != [d for d in out_shape if d != 1] or in_shape[term.axis] == 1:
+        return False
+    rank_among_large = sum(1 for d in in_shape[: term.axis] if d != 1)
+    return [i for i, d in enumerate(out_shape) if d != 1][rank_among_large]
 
 
 def _same_layout_op(bb: relax.BlockBuilder, call: relax.Call, q: relax.Expr) -> relax.Expr:

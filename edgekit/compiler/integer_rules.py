@@ -20,6 +20,7 @@ from tvm import relax
 from tvm.ir.prim.expr import FloatImm, IntImm
 
 from edgekit.compiler import integer_builders as build
+from edgekit.compiler import integer_conv_forms as conv_forms
 from edgekit.compiler import integer_elementwise as elementwise
 from edgekit.compiler import integer_layout as layout
 from edgekit.compiler.integer_elementwise import FloatConstant, NoOperands, VarOperands
@@ -238,7 +239,7 @@ def single_per_tensor_term(m: Match) -> bool:
 
 
 def followable_layout(m: Match) -> bool:
-    """Every term's channel axis can be followed through the Reshape/Transpose."""
+    """Every term's channel axis can be followed through the Reshape/Transpose/Squeeze/Unsqueeze."""
     (value,) = m.inputs
     if value.concat is not None:
         return False
@@ -276,6 +277,8 @@ RULES: tuple[Rule, ...] = (
     # int8 x int8 with int32 accumulation; the packed dot-product forms (dot_products.py) first.
     Rule("conv2d-packed", "relax.nn.conv2d", FIRST_TWO, when=packable_conv2d, build=build.conv2d_packed),
     Rule("conv2d", "relax.nn.conv2d", FIRST_TWO, when=constant_symmetric_int8_weights, build=build.conv2d_int8),
+    # A transposed convolution is a conv2d of the dilated input by the flipped kernel (integer_conv_forms.py).
+    Rule("conv2d-transpose", "relax.nn.conv2d_transpose", FIRST_TWO, when=conv_forms.transposable_conv, build=conv_forms.conv2d_transpose_as_conv),
     Rule("matmul-packed", "relax.matmul", FIRST_TWO, when=packable_matrix, build=build.matmul_packed),
     Rule("matmul-weights", "relax.matmul", FIRST_TWO, when=constant_symmetric_int8_matrix, build=build.matmul_constant),
     Rule("matmul-activations-packed", "relax.matmul", FIRST_TWO, when=packable_activation_matmul, build=build.matmul_activations_packed),
@@ -293,10 +296,14 @@ RULES: tuple[Rule, ...] = (
     # Pooling.
     Rule("max-pool2d", "relax.nn.max_pool2d", FIRST, when=positive_scale_integers, build=build.max_pool2d_int),
     Rule("mean", "relax.mean", FIRST, when=single_per_tensor_term, build=build.mean_as_sum),
+    Rule("avg-pool2d", "relax.nn.avg_pool2d", FIRST, when=conv_forms.average_of_one_grid, build=conv_forms.average_pool_as_conv),
     Rule("resize-nearest", "relax.image.resize2d", FIRST, when=layout.nearest_resize, build=layout.resize_integers, count="resize2d (nearest)"),
+    Rule("resize-linear", "relax.image.resize2d", FIRST, when=layout.linear_resize, build=layout.interpolate_integers, count="resize2d (linear)"),
     # Data movement: the integers move, the grids follow.
     Rule("reshape", "relax.reshape", FIRST, when=followable_layout, build=build.layout_terms),
     Rule("permute-dims", "relax.permute_dims", FIRST, when=followable_layout, build=build.layout_terms),
+    Rule("squeeze", "relax.squeeze", FIRST, when=followable_layout, build=build.layout_terms),
+    Rule("expand-dims", "relax.expand_dims", FIRST, when=followable_layout, build=build.layout_terms),
     Rule("concat-one-grid", "relax.concat", TupleFields(0), when=parts_on_one_grid, build=build.concat_one_grid),
     Rule("concat", "relax.concat", TupleFields(0), when=unnested_parts, build=build.concat_parts),
     Rule("split", "relax.split", FIRST, when=layout.splittable, build=layout.split_integers, role=DESCRIBES, count="split"),

@@ -18,6 +18,7 @@ from edgekit.compiler.frontend import FloatChoice, lower
 from edgekit.compiler.gpu import build_gpu, export_gpu_library, gpu_summary, nvcc_version
 from edgekit.compiler.integer_check import IntegerAgreement, check_integer_rewrite
 from edgekit.compiler.kernel_costs import kernel_costs
+from edgekit.compiler.relax_import import node_name
 from edgekit.compiler.relax_pipeline import fused_module, schedule_pipeline
 from edgekit.compiler.tuning.database import find_database
 from edgekit.errors import InputError
@@ -150,7 +151,7 @@ def float_choice(source: Path, model: onnx.ModelProto, float_nodes: tuple[str, .
     """Who chose float for which node: the user (`--float-nodes`, names checked against the model)
     and edgekit's quantizer, whose record beside the model (`NAME.quant.json`) lists each node it
     left float with the reason."""
-    names = {node.name for node in model.graph.node}
+    names = {node_name(node) for node in model.graph.node}  # an unnamed node goes by its first output, as errors name it
     unknown = [name for name in float_nodes if name not in names]
     if unknown:
         raise InputError(f"--float-nodes: {source} has no node named {', '.join(repr(n) for n in unknown)}", "give node names as the ONNX file spells them (e.g. from Netron or the error that listed them)")

@@ -19,6 +19,7 @@ import edgekit
 from conftest import one_line_error
 from edgekit.compiler.mac_share import mac_share
 from edgekit.compiler.relax_import import import_onnx
+from edgekit.errors import InputError
 from edgekit.onnx_model import model_inputs
 
 SHAPE = (1, 3, 8, 8)
@@ -179,3 +180,15 @@ def test_check_prints_writes_and_gates_the_integer_mac_share(tmp_path, cli, sin_
     failed = cli("check", floats, "--reference", float_model, "--data", sin_cos["calib"], *loose, "--min-int8-macs", "0.99")
     assert failed.exit_code == 1
     assert one_line_error(failed, "edgekit: gate failed: ").endswith("gate min_int8_macs: int8_macs = 0, below the minimum 0.99")
+
+
+def test_an_unnamed_node_goes_by_its_first_output(tmp_path):
+    from edgekit.compiler.build_artifact import float_choice
+
+    model = foreign_qdq(tmp_path / "foreign.onnx")
+    loaded = onnx.load(str(model))
+    next(n for n in loaded.graph.node if n.op_type == "Softplus").name = ""
+    onnx.save(loaded, str(model))
+    assert float_choice(model, loaded, ("p",)).chosen_by("p") == "--float-nodes"
+    with pytest.raises(InputError, match="has no node named 'softplus_7'"):
+        float_choice(model, loaded, ("softplus_7",))

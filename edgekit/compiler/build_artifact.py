@@ -14,7 +14,7 @@ import tvm
 
 from edgekit import console, versions
 from edgekit.artifact import Manifest, write_manifest
-from edgekit.compiler.frontend import FloatChoice, lower
+from edgekit.compiler.frontend import FloatChoice, integer_rewrite, lower
 from edgekit.compiler.gpu import build_gpu, export_gpu_library, gpu_summary, nvcc_version
 from edgekit.compiler.integer_check import IntegerAgreement, check_integer_rewrite
 from edgekit.compiler.kernel_costs import kernel_costs
@@ -97,7 +97,7 @@ def compile_onnx(source: Path, output: Path, options: CompileOptions | None = No
     if lowered.integer is not None:
         # Like folding, the rewrite proves itself: a mismatch is an error, never a silent float build.
         with console.step("checking the integer rewrite against the QDQ model in ONNX Runtime"):
-            self_check = check_integer_rewrite(lowered.folded, lowered.module, inputs)
+            self_check = check_integer_rewrite(lowered.folded, inputs, integer_rewrite(inputs, target))
         console.info(_self_check_summary(self_check))
     database = None if options.device == "gpu" else find_database(target, options.tuning_db)
     if database is not None:
@@ -184,7 +184,9 @@ def _self_check_summary(agreement: IntegerAgreement) -> str:
         f"{out.name} {out.max_lsb:.3g} LSB" if out.max_lsb is not None else f"{out.name} max abs {out.max_abs:.3g} ({out.max_rel:.2%} of its range)"
         for out in agreement.outputs
     )
-    return f"integer graph vs the QDQ model in ONNX Runtime, {agreement.samples} seeded samples: {worst}"
+    tensor = agreement.worst_tensor
+    inside = f"; {len(agreement.tensors)} int8 tensors inside, the worst {tensor.name} {tensor.max_lsb:.3g} LSB" if tensor is not None else ""
+    return f"integer graph vs the QDQ model in ONNX Runtime, region by region, {agreement.samples} seeded samples: {worst}{inside}"
 
 
 def _pipeline_name(gpu, database: Path | None) -> str:

@@ -25,6 +25,7 @@ from edgekit.compiler.integer import IntegerReport, has_qdq, integer_regions
 from edgekit.compiler.integer_float_nodes import FloatNode
 from edgekit.compiler.mac_share import mac_share
 from edgekit.compiler.relax_import import OnnxNode, import_onnx, output_specs
+from edgekit.compiler.variadic_extrema import pairwise_extrema
 from edgekit.errors import UnsupportedModelError, last_line
 from edgekit.onnx_model import TensorSpec, model_outputs
 from edgekit.target_spec import TargetSpec
@@ -85,7 +86,7 @@ def lower(
     )
     nodes: dict[object, OnnxNode] = {}  # relax var -> the ONNX node it computes
     with console.step("importing into TVM Relax"):
-        mod = import_onnx(folded, inputs, nodes)
+        mod = pairwise_extrema(import_onnx(folded, inputs, nodes))
     outputs = output_specs(mod, [spec.name for spec in model_outputs(model)])
     if not (integer and has_qdq(mod)):
         return Lowered(mod, folded, fold_report, outputs, None, macs=mac_share(mod["main"]))
@@ -99,10 +100,19 @@ def lower(
         failure += "; the QDQ graph runs in float (--float-fallback)"
         console.warn(failure)
         # A fresh module: the failed rewrite may have touched the old one.
-        return Lowered(import_onnx(folded, inputs), folded, fold_report, outputs, None, failure, macs=mac_share(mod["main"]))
+        return Lowered(pairwise_extrema(import_onnx(folded, inputs)), folded, fold_report, outputs, None, failure, macs=mac_share(mod["main"]))
     _require_chosen(report, float_choice)
     console.info(_integer_summary(report))
     return Lowered(rewritten, folded, fold_report, outputs, report, macs=report.macs)
+
+
+def integer_rewrite(inputs: list[TensorSpec], target: TargetSpec):
+    """The import and integer rewrite `lower` does, as a function of a folded QDQ model (for the self-check)."""
+
+    def rewrite(model: onnx.ModelProto) -> tvm.IRModule:
+        return integer_regions(pairwise_extrema(import_onnx(model, inputs)), dot=scheme_for(target))[0]
+
+    return rewrite
 
 
 def _require_chosen(report: IntegerReport, choice: FloatChoice) -> None:

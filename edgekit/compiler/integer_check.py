@@ -1,28 +1,35 @@
-"""The integer rewrite checks itself: the rewritten module against the QDQ model in ONNX Runtime.
+"""The integer rewrite checks itself: each quantized region against the QDQ model in ONNX Runtime.
 
 Like fold.py's check of its folding, the result of `integer_regions` is run on sample inputs
-beside the QDQ ONNX model it came from, and every output is compared. The module is built for
-this machine as a plain LLVM target (generic CPU, no extra features) with edgekit's own CPU
-pipeline: the rewrite's integers do not depend on the target or the kernels (the tests compare
-x86_64, x86_64-avx512 with its packed VNNI kernels and arm64 under qemu bit for bit), so a host
-build stands in for any cross target.
+beside the QDQ ONNX model it came from. The comparison is region by region, not end to end: the
+model is rewritten with every QuantizeLinear output exposed as an output, and ONNX Runtime runs a
+cut copy of the QDQ model in which every region reads its int8 inputs from edgekit's own values.
+Each int8 tensor is then what ONNX Runtime computes from exactly the integers edgekit computed
+from; a one-LSB rounding difference upstream does not count again downstream. End to end, such
+differences compound through a deep network: on random inputs a MobileNetV3 detector's last
+tensors differ by tens of LSBs in half their elements with every rule right, while a wrong rule
+still moves its own region's output by tens of LSBs from identical inputs.
+
+The module is built for this machine as a plain LLVM target (generic CPU, no extra features)
+with edgekit's own CPU pipeline: the rewrite's integers do not depend on the target or the
+kernels (the tests compare x86_64, x86_64-avx512 with its packed VNNI kernels and arm64 under
+qemu bit for bit), so a host build stands in for any cross target. The rewrite is the one
+compile ships, with the target's packing: only the exposed outputs differ.
 
 Tolerances, and why:
-- A quantized output (a DequantizeLinear output with one scale, or an int8 output) may differ by
-  MAX_OUTPUT_LSB steps of its scale. Our requantization rounds half up with a Q31 multiplier,
-  ONNX Runtime rounds half to even with a float32 one: a tensor differs by one LSB now and then,
-  and a flipped LSB upstream moves later tensors by an LSB or, after a rescale by up to ~3x
-  (an Add or Concat of differently scaled inputs), by 3. A wrong rule (a scale, a zero point, a
-  layout) moves outputs by tens of LSBs or more.
+- An int8 tensor (a QuantizeLinear output) or a quantized model output may differ by
+  MAX_OUTPUT_LSB steps. Our requantization rounds half up with a Q31 multiplier, ONNX Runtime
+  rounds half to even with a float32 one, and a table is evaluated in float64 where ONNX Runtime
+  computes the chain in float32: from the same inputs a tensor differs by one LSB now and then,
+  by more only where a region rescales (an Add or Concat of differently scaled inputs). A wrong
+  rule (a scale, a zero point, a layout, a border) moves values by tens of LSBs.
 - Any other float output (a float op after the last integer op, such as a Gemm whose output is
-  not quantized) may differ by FLOAT_OUTPUT_RTOL of the reference's largest magnitude: 3 LSBs
-  of an int8 input are 3/255 (1.2%) of its range, and the float ops after it may add a few
-  times that (a sum of several such inputs); 5% leaves that margin and still fails a rule that
-  is off by a factor.
+  not quantized) may differ by FLOAT_OUTPUT_RTOL of the reference's largest magnitude.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,17 +68,24 @@ class OutputAgreement:
 
 @dataclass(frozen=True)
 class IntegerAgreement:
-    """The rewritten module against the QDQ model in ONNX Runtime on `samples` seeded random inputs."""
+    """The rewritten module against the QDQ model in ONNX Runtime on `samples` seeded random inputs, region by region."""
 
     samples: int
     seed: int
     target: str
     outputs: tuple[OutputAgreement, ...]
+    tensors: tuple[OutputAgreement, ...]  # every int8 tensor inside the model, in graph order
     passed: bool
 
+    @property
+    def worst_tensor(self) -> OutputAgreement | None:
+        return max(self.tensors, key=lambda t: t.max_lsb or 0.0, default=None)
+
     def to_dict(self) -> dict:
+        worst = self.worst_tensor
         return {
-            "reference": "the QDQ model in ONNX Runtime",
+            "reference": "the QDQ model in ONNX Runtime, each region from edgekit's int8 inputs",
+            "int8_tensors": {"checked": len(self.tensors), "failed": [t.to_dict() for t in self.tensors if not t.passed], "worst": worst.to_dict() if worst else None},
             "target": self.target,
             "samples": self.samples,
             "seed": self.seed,
@@ -81,37 +95,100 @@ class IntegerAgreement:
         }
 
 
-def check_integer_rewrite(qdq_onnx: onnx.ModelProto, integer_mod: tvm.IRModule, inputs: list[TensorSpec], samples: int = 4, seed: int = 0) -> IntegerAgreement:
-    """Run `integer_mod` (from `integer_regions`) and `qdq_onnx` (the model it was imported from) on the same inputs.
+Rewrite = Callable[[onnx.ModelProto], tvm.IRModule]  # a QDQ model -> its integer module
 
-    inputs: the static input specs `integer_mod` was imported with, in its parameter order;
-    sample i uses `random_inputs(inputs, seed + i)`. Returns the agreement when every output is
-    within tolerance; raises IntegerMismatchError (carrying the agreement as `.report`) when
-    one is not.
+
+def check_integer_rewrite(qdq_onnx: onnx.ModelProto, inputs: list[TensorSpec], rewrite: Rewrite, samples: int = 4, seed: int = 0) -> IntegerAgreement:
+    """Check `rewrite` (import and `integer_regions`, as compile does it) region by region on `qdq_onnx`.
+
+    inputs: the static input specs, in the module's parameter order; sample i uses
+    `random_inputs(inputs, seed + i)`. Returns the agreement when every int8 tensor and output is
+    within tolerance; raises IntegerMismatchError (carrying the agreement as `.report`) when one
+    is not, naming the tensors in graph order (the first is where a rule went wrong).
     """
-    agreement = measure_integer_rewrite(qdq_onnx, integer_mod, inputs, samples, seed)
-    failed = [output for output in agreement.outputs if not output.passed]
+    agreement = measure_integer_rewrite(qdq_onnx, inputs, rewrite, samples, seed)
+    failed = [("output", t) for t in agreement.outputs if not t.passed] + [("int8 tensor", t) for t in agreement.tensors if not t.passed]
     if failed:
         raise IntegerMismatchError(
-            f"the integer rewrite disagrees with ONNX Runtime on the QDQ model: {'; '.join(_describe(o) for o in failed)} over {samples} random samples",
-            "run scripts/int8_agreement.py on the QDQ model to find the first tensor that differs, and report the model",
+            f"the integer rewrite disagrees with ONNX Runtime on the QDQ model, from the same int8 inputs: "
+            f"{'; '.join(_describe(o, kind) for kind, o in failed[:_NAMED])}{f' (and {len(failed) - _NAMED} more)' if len(failed) > _NAMED else ''} over {samples} random samples",
+            "run scripts/int8_agreement.py on the QDQ model to see every tensor, and report the model",
             report=agreement,
         )
     return agreement
 
 
-def measure_integer_rewrite(qdq_onnx: onnx.ModelProto, integer_mod: tvm.IRModule, inputs: list[TensorSpec], samples: int = 4, seed: int = 0) -> IntegerAgreement:
+_NAMED = 5  # failing tensors named in the error
+
+
+def measure_integer_rewrite(qdq_onnx: onnx.ModelProto, inputs: list[TensorSpec], rewrite: Rewrite, samples: int = 4, seed: int = 0) -> IntegerAgreement:
     """The comparison behind `check_integer_rewrite`, without raising."""
+    exposed, quantized = expose_quantized(qdq_onnx)
     target = host_target()
-    run = _host_runner(integer_mod, inputs, target)
-    reference = Reference(qdq_onnx)
+    run = _host_runner(rewrite(exposed), inputs, target)
+    names = [o.name for o in exposed.graph.output]
+    reference = Reference(cut_at_quantized(exposed, quantized))
     feeds = [random_inputs(inputs, seed + i) for i in range(samples)]
-    ours = [run(f) for f in feeds]
-    theirs = [reference(f) for f in feeds]
-    lsbs = output_lsbs(qdq_onnx)
-    outputs = tuple(_compare(name, [o[i] for o in ours], [t[name] for t in theirs], lsbs.get(name)) for i, name in enumerate(reference.output_names))
+    ours = [dict(zip(names, run(f))) for f in feeds]
+    theirs = [reference({**f, **{_cut_name(t): o[t] for t in quantized}}) for f, o in zip(feeds, ours)]
+    lsbs = output_lsbs(exposed)
+    compared = {name: _compare(name, [o[name] for o in ours], [t[name] for t in theirs], lsbs.get(name)) for name in names}
+    model_outputs = [o.name for o in qdq_onnx.graph.output]
+    outputs = tuple(compared[n] for n in model_outputs)
+    tensors = tuple(compared[n] for n in names if n not in model_outputs)
     described = f"host {target.cpu.triple} {target.cpu.mcpu} (integers do not depend on the target)"
-    return IntegerAgreement(samples=samples, seed=seed, target=described, outputs=outputs, passed=all(o.passed for o in outputs))
+    passed = all(t.passed for t in (*outputs, *tensors))
+    return IntegerAgreement(samples=samples, seed=seed, target=described, outputs=outputs, tensors=tensors, passed=passed)
+
+
+def expose_quantized(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
+    """`model` with every top-level QuantizeLinear output also a model output (in graph order); those names."""
+    exposed = onnx.ModelProto()
+    exposed.CopyFrom(model)
+    present = {o.name for o in exposed.graph.output}
+    quantized = [n.output[0] for n in exposed.graph.node if n.op_type == "QuantizeLinear" and n.domain in ("", "ai.onnx")]
+    types = _elem_types(exposed)
+    for name in quantized:
+        if name not in present:
+            exposed.graph.output.append(onnx.helper.make_tensor_value_info(name, types.get(name, onnx.TensorProto.INT8), None))
+    return exposed, quantized
+
+
+def cut_at_quantized(model: onnx.ModelProto, quantized: list[str]) -> onnx.ModelProto:
+    """`model` with every reader of a QuantizeLinear output reading a model input of that name + CUT instead.
+
+    Each region of the cut model then starts from int8 values given from outside (edgekit's), and
+    still computes every QuantizeLinear output from its own inputs.
+    """
+    cut = onnx.ModelProto()
+    cut.CopyFrom(model)
+    types = _elem_types(cut)
+    cut_set = set(quantized)
+    for node in cut.graph.node:
+        for i, name in enumerate(node.input):
+            if name in cut_set:
+                node.input[i] = _cut_name(name)
+    for name in quantized:
+        cut.graph.input.append(onnx.helper.make_tensor_value_info(_cut_name(name), types.get(name, onnx.TensorProto.INT8), None))
+    return cut
+
+
+def _cut_name(tensor: str) -> str:
+    return f"{tensor}::edgekit"
+
+
+def _elem_types(model: onnx.ModelProto) -> dict[str, int]:
+    """Element type of every QuantizeLinear output: its zero point's type (uint8 when it has none)."""
+    constants = {init.name: init.data_type for init in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].HasField("t"):
+            constants[node.output[0]] = node.attribute[0].t.data_type
+    types = {}
+    for node in model.graph.node:
+        if node.op_type == "QuantizeLinear":
+            zero_point = node.input[2] if len(node.input) > 2 and node.input[2] else None
+            types[node.output[0]] = constants.get(zero_point, onnx.TensorProto.UINT8) if zero_point else onnx.TensorProto.UINT8
+    return types
 
 
 def host_target() -> TargetSpec:
@@ -166,7 +243,7 @@ def _compare(name: str, ours: list[np.ndarray], theirs: list[np.ndarray], lsb: f
     return OutputAgreement(name=name, max_abs=max_abs, max_rel=max_rel, lsb=lsb, max_lsb=max_lsb, passed=bool(passed))
 
 
-def _describe(output: OutputAgreement) -> str:
+def _describe(output: OutputAgreement, kind: str = "output") -> str:
     if output.max_lsb is not None:
-        return f"output '{output.name}' differs by up to {output.max_lsb:.3g} LSB (max abs {output.max_abs:.3g}; tolerance {MAX_OUTPUT_LSB} LSB)"
-    return f"output '{output.name}' differs by up to {output.max_rel:.3g} of its largest value (max abs {output.max_abs:.3g}; tolerance {FLOAT_OUTPUT_RTOL})"
+        return f"{kind} '{output.name}' differs by up to {output.max_lsb:.3g} LSB (max abs {output.max_abs:.3g}; tolerance {MAX_OUTPUT_LSB} LSB)"
+    return f"{kind} '{output.name}' differs by up to {output.max_rel:.3g} of its largest value (max abs {output.max_abs:.3g}; tolerance {FLOAT_OUTPUT_RTOL})"

@@ -17,7 +17,7 @@ from tvm import relax, topi
 from edgekit.compiler import integer_rules as rules
 from edgekit.compiler.dot_products import SCHEMES, DotScheme
 from edgekit.compiler.integer import integer_regions
-from edgekit.compiler.integer_check import MAX_OUTPUT_LSB, IntegerMismatchError, check_integer_rewrite, output_lsbs
+from edgekit.compiler.integer_check import MAX_OUTPUT_LSB, IntegerMismatchError, check_integer_rewrite, expose_quantized, output_lsbs
 from edgekit.compiler.integer_values import (
     MULTIPLIER_BITS,
     IntValue,
@@ -387,6 +387,18 @@ def rewritten(model: onnx.ModelProto, vnni: bool):
     return mod, report, inputs
 
 
+def rewrite_of(vnni: bool, model_for_check=None):
+    """The rewrite compile checks (frontend.integer_rewrite without a target); with `model_for_check`,
+    one that rewrites that model instead of the one it is given (a wrong module)."""
+
+    def rewrite(model: onnx.ModelProto):
+        if model_for_check is not None:
+            model = expose_quantized(model_for_check)[0]
+        return integer_regions(import_onnx(model, model_inputs(model)), dot=VNNI if vnni else None)[0]
+
+    return rewrite
+
+
 @pytest.mark.parametrize("vnni", [False, True])
 def test_the_self_check_passes_on_a_correct_rewrite(vnni):
     model = qdq_model()
@@ -395,25 +407,34 @@ def test_the_self_check_passes_on_a_correct_rewrite(vnni):
     conv = "conv2d_u8i8_packed(uint8, int8) -> int32" if vnni else "nn.conv2d(int8, int8) -> int32"
     dense = "dense_u8i8_packed(uint8, int8) -> int32" if vnni else "matmul(int8, int8) -> int32"
     assert kernels.get(conv) == 1 and kernels.get(dense) == 1, kernels  # the check runs integer kernels
-    agreement = check_integer_rewrite(model, mod, inputs, samples=3, seed=5)
+    agreement = check_integer_rewrite(model, inputs, rewrite_of(vnni), samples=3, seed=5)
     assert agreement.passed and agreement.samples == 3
     outputs = {o.name: o for o in agreement.outputs}
     assert outputs["quantized"].lsb == pytest.approx(0.06) and outputs["quantized"].max_lsb <= 1
     assert outputs["logits"].lsb is None and outputs["logits"].max_rel < 0.01
+    # Every QuantizeLinear output inside is compared too, from the same int8 inputs.
+    inside = {t.name: t for t in agreement.tensors}
+    quantize_outputs = [n.output[0] for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    assert sorted(inside) == sorted(quantize_outputs) and all(t.lsb == 1.0 and t.max_lsb <= 1 for t in inside.values())
     record = agreement.to_dict()
     assert record["passed"] is True and [o["name"] for o in record["outputs"]] == ["quantized", "logits"]
+    assert record["int8_tensors"]["checked"] == len(quantize_outputs) and record["int8_tensors"]["failed"] == []
 
 
 def test_the_self_check_fails_on_a_wrong_integer_module():
     model = qdq_model()
-    wrong, _, inputs = rewritten(qdq_model(weight_scale_factor=1.5), vnni=False)  # the conv weights' scale changed
+    inputs = model_inputs(model)
+    wrong = rewrite_of(False, model_for_check=qdq_model(weight_scale_factor=1.5))  # the conv weights' scale changed
     with pytest.raises(IntegerMismatchError, match="disagrees with ONNX Runtime") as failure:
-        check_integer_rewrite(model, wrong, inputs, samples=2)
+        check_integer_rewrite(model, inputs, wrong, samples=2)
     agreement = failure.value.report
     assert agreement.passed is False
-    outputs = {o.name: o for o in agreement.outputs}
-    assert outputs["quantized"].max_lsb > MAX_OUTPUT_LSB and not outputs["quantized"].passed
-    assert "output 'quantized'" in failure.value.message
+    # The conv's own region is wrong: its int8 output differs from the same int8 inputs.
+    inside = {t.name: t for t in agreement.tensors}
+    assert inside["rq"].max_lsb > MAX_OUTPUT_LSB and not inside["rq"].passed
+    assert "int8 tensor 'rq'" in failure.value.message
+    # Downstream regions start from edgekit's own values: the dequantized output agrees.
+    assert {o.name: o for o in agreement.outputs}["quantized"].passed
 
 
 def test_output_lsbs_name_quantized_outputs_only():

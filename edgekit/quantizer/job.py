@@ -12,6 +12,7 @@ from edgekit import console
 from edgekit.dataset import Dataset, load_dataset
 from edgekit.errors import InputError, first_line
 from edgekit.onnx_model import load_onnx, model_inputs
+from edgekit.quantizer.batch_norm import FoldedBatchNorm, fold_batch_norms
 from edgekit.quantizer.calibration import Calibration, calibrate_model, plan_with
 from edgekit.quantizer.equalize import Equalization, equalize
 from edgekit.quantizer.graph import GraphView, name_nodes
@@ -35,8 +36,9 @@ class QuantizedModel:
     forced: dict[str, str] = field(default_factory=dict)  # nodes built in float on request (budget)
 
 
-def prepare_model(path: Path) -> onnx.ModelProto:
-    """Load a float model, name its nodes, and bring it to an opset where per-channel QDQ exists."""
+def prepare_model(path: Path) -> tuple[onnx.ModelProto, list[FoldedBatchNorm]]:
+    """Load a float model, name its nodes, bring it to an opset where per-channel QDQ exists, and
+    fold its BatchNormalizations into convolutions (batch_norm.py)."""
     model = load_onnx(path)
     if any(e.domain in ("", "ai.onnx") and e.version < MIN_OPSET for e in model.opset_import):
         try:
@@ -44,7 +46,7 @@ def prepare_model(path: Path) -> onnx.ModelProto:
         except Exception as exc:  # the converter raises bare RuntimeErrors per unsupported op
             raise InputError(f"{path} uses an opset below {MIN_OPSET} and cannot be converted ({first_line(exc)})", "re-export with opset >= 13") from None
     name_nodes(model)
-    return model
+    return fold_batch_norms(model)
 
 
 def load_calibration(path: Path, model: onnx.ModelProto) -> Dataset:
@@ -93,6 +95,7 @@ class QuantizeJob:
     calibration: Calibration
     plan: Plan  # nothing forced to float: made once and shared by every build that forces nothing
     equalized: list[Equalization] = field(default_factory=list)  # tensors equalized before calibration
+    batch_norms: list[FoldedBatchNorm] = field(default_factory=list)  # folded into convolutions before anything else
 
     def plan_for(self, float_nodes: dict[str, str] | None) -> Plan:
         """The plan with `float_nodes` (node -> reason) forced to float: the job's own plan when there are none."""
@@ -101,7 +104,7 @@ class QuantizeJob:
 
 def start_job(model_path: Path, calib: Path, recipe: str | Path | None = None) -> QuantizeJob:
     """Load and validate everything, then calibrate (passes 1 and 2)."""
-    model = prepare_model(Path(model_path))
+    model, batch_norms = prepare_model(Path(model_path))
     view = GraphView.of(model)
     recipe = load_recipe(recipe)
     recipe.check_against({n.name for n in view.nodes}, view.tensor_names())
@@ -117,4 +120,4 @@ def start_job(model_path: Path, calib: Path, recipe: str | Path | None = None) -
     # Calibration changes the plan only through tensors found to hold extreme values (their
     # consumers stay float); without any, the candidate plan is the plan.
     plan = plan_with(view, recipe, calibration) if calibration.extreme else candidate_plan
-    return QuantizeJob(Path(model_path), Path(calib), view, recipe, dataset, calibration, plan, equalized)
+    return QuantizeJob(Path(model_path), Path(calib), view, recipe, dataset, calibration, plan, equalized, batch_norms)

@@ -17,7 +17,7 @@ ACTIVATION_FUNCTIONS = ("Relu", "Clip")
 # Elementwise functions that compile to a 256-entry lookup table on their int8 input's grid.
 TABLE_FUNCTIONS = ("Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "LeakyRelu", "PRelu", "Elu", "Erf")
 # Ops that only ever run as part of a lookup-table chain (below): alone, edgekit has no int8 form for them.
-CHAIN_ONLY = ("Div", "Sub")
+CHAIN_ONLY = ("Div", "Sub", "Max", "Min")  # Max/Min with a constant: tf2onnx's clamps
 # Elementwise ops a chain may hold. With one activation source and otherwise constants, any
 # composition of them is a function of the source's 256 codes, one table: GELU as torch exports it
 # (x * (0.5 * (1 + erf(x / sqrt 2)))), Mish-like and swish-like compositions. The tensors inside a
@@ -180,7 +180,9 @@ def make_plan(view: GraphView, recipe: Recipe, extreme: dict[str, str] | None = 
     extreme = extreme or {}
     float_nodes = float_nodes or {}
     decisions = [_decide(view, recipe, node, extreme, float_nodes) for node in view.nodes]
-    _passthrough_follows_producer(view, decisions)
+    # A chain-only producer (Div, Sub, ...) is int8 if a chain takes it, known only below: here it
+    # keeps its pass-throughs (a MaxPool after hard-swish), the second pass drops them if it stays float.
+    _passthrough_follows_producer(view, decisions, chain_only_counts=True)
     quantized = {d.name for d in decisions if d.quantized}
     fused = _fusions(view, quantized)
     tables = _table_products(view, quantized)
@@ -192,6 +194,9 @@ def make_plan(view: GraphView, recipe: Recipe, extreme: dict[str, str] | None = 
     for decision in decisions:
         if decision.name in chain_of:
             decision.quantized, decision.reason = True, ""
+    _passthrough_follows_producer(view, decisions, chain_only_counts=False)
+    chains = _chains_with_int8_consumers(view, decisions, chains)
+    chain_of = {name: chain for chain in chains for name in chain.nodes}
     inner = set().union(*(chain.inner for chain in chains))
     quantized = {d.name for d in decisions if d.quantized}
     bias_adds = _matmul_bias_adds(view, quantized, set(chain_of))
@@ -227,6 +232,12 @@ def make_plan(view: GraphView, recipe: Recipe, extreme: dict[str, str] | None = 
             source = producer.input[0]
             if source in activations and tensor in producer.output:  # every output of a Split
                 entry.shares_with = source
+    for tensor in _pooled_grids(view, activations):
+        pool = view.producer[tensor]
+        activations[pool.input[0]].shares_with, activations[tensor].shares_with = tensor, None
+        notes.setdefault(pool.name, []).append(
+            f"its input {pool.input[0]} is quantized on the grid calibrated on its output: max pooling commutes with clamping and rounding, and the pooled range is narrower"
+        )
     _link_biases(constants, activations, fused, view, bias_adds)
     _note_tables(view, quantized - set(chain_of), tables, activations, notes)
     for chain in chains:
@@ -319,6 +330,66 @@ def _lookup_chains(view: GraphView, decisions: list[NodeDecision], tables: dict[
     return chains
 
 
+def _pooled_grids(view: GraphView, activations: dict[str, ActivationPlan]) -> list[str]:
+    """MaxPool outputs whose input takes their grid instead of giving them its own.
+
+    max(round(clamp(x))) = round(clamp(max(x))) for any monotone grid, so quantizing a pool's input
+    on the range calibrated after pooling loses nothing a window's maximum keeps, and the pooled
+    range is narrower: a PReLU's or hard-swish's negative tail seldom survives a max (MTCNN's
+    PReLU -> MaxPool blocks: the grid 28% finer). Only where the pool alone reads its input, and
+    the input is not itself a pass-through (it has a grid of its own to give up).
+    """
+    pooled = []
+    for tensor, entry in activations.items():
+        pool = view.producer.get(tensor)
+        if pool is None or pool.op_type != "MaxPool" or entry.shares_with != pool.input[0]:
+            continue
+        source = pool.input[0]
+        producer = view.producer.get(source)
+        readers = view.consumers.get(source, [])
+        if len(readers) == 1 and source not in view.graph_outputs and activations[source].shares_with is None \
+                and producer is not None and not QUANTIZERS.get(producer.op_type, OpRule()).passes_scale:
+            pooled.append(tensor)
+    return pooled
+
+
+def _chains_with_int8_consumers(view: GraphView, decisions: list[NodeDecision], chains: list[LookupChain]) -> list[LookupChain]:
+    """The chains whose output an int8 node reads; the others run in float, and say so.
+
+    A table maps onto the grid of the next QuantizeLinear; with none (the chain feeds a float op or
+    a model output) its nodes are float ops, and the record must call them that, or compile finds
+    float ops it was never told about. Dropping a chain can leave a pass-through after it with a
+    float producer, so this repeats until nothing changes.
+    """
+    by_name = {d.name: d for d in decisions}
+    kept = list(chains)
+    in_chains = {name for chain in chains for name in chain.nodes}
+
+    def read_by_int8(tensor: str, quantized: set[str], own: tuple[str, ...]) -> bool:
+        return any(u.name in quantized and u.name not in own for u, _ in view.consumers.get(tensor, []))
+
+    while True:
+        quantized = {d.name for d in decisions if d.quantized}
+        dropped = [c for c in kept if not read_by_int8(c.output, quantized, c.nodes)]
+        # A lone table function (and its x * f(x) product) is the same: a table needs the next grid.
+        lone = [
+            d for d in decisions
+            if d.quantized and d.name not in in_chains and QUANTIZERS[d.op_type].table
+            and not read_by_int8(view.node(d.name).output[0], quantized, (d.name,))
+        ]
+        if not dropped and not lone:
+            return kept
+        for chain in dropped:
+            for name in chain.nodes:
+                by_name[name].quantized = False
+                by_name[name].reason = f"part of a lookup-table chain from {chain.source} whose output {chain.output} no int8 op reads: the chain runs in float"
+        for decision in lone:
+            decision.quantized = False
+            decision.reason = f"a lookup table needs the grid of the next int8 op, and no int8 op reads {view.node(decision.name).output[0]}: runs in float"
+        kept = [c for c in kept if c not in dropped]
+        _passthrough_follows_producer(view, decisions, chain_only_counts=False)
+
+
 def _scalar_constants(view: GraphView, node: onnx.NodeProto) -> bool:
     """Whether every constant input of `node` is one value. A chain takes per-channel constants
     only below its start: a bias Add right after a MatMul stays the matmul's (as an int32 bias or
@@ -365,7 +436,7 @@ def _grow_down(view: GraphView, members: set[str], source: str, eligible) -> Non
         frontier = [c.output[0] for c in added]
 
 
-def _passthrough_follows_producer(view: GraphView, decisions: list[NodeDecision]) -> None:
+def _passthrough_follows_producer(view: GraphView, decisions: list[NodeDecision], chain_only_counts: bool) -> None:
     """A node that only passes values through extends an int8 region but never starts one.
 
     Otherwise it would put a QuantizeLinear on a float tensor that nothing else quantizes, and
@@ -379,7 +450,7 @@ def _passthrough_follows_producer(view: GraphView, decisions: list[NodeDecision]
             if not (decision.quantized and QUANTIZERS[decision.op_type].passes_scale):
                 continue
             producer = view.producer.get(view.node(decision.name).input[0])
-            if producer is None or not by_name[producer.name].quantized:
+            if producer is None or not (by_name[producer.name].quantized or (chain_only_counts and by_name[producer.name].chain_only)):
                 source = f"float node {producer.name}" if producer is not None else "the model input"
                 decision.quantized = False
                 decision.reason = f"passes its input's scale through, and its input comes from {source}"

@@ -35,6 +35,7 @@ SUPPORTED_OPS = (
     "Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Mul", "Concat", "MaxPool", "AveragePool",
     "GlobalAveragePool", "Relu", "Clip", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Split", "Resize", "ReduceMean",
     "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "LeakyRelu", "PRelu", "Elu", "Erf", "Div", "Sub",
+    "Max", "Min",
 )
 DEFAULT_OPS = SUPPORTED_OPS
 # Masks and sentinels (-1e9, float min) are far above any real activation: such tensors stay float.

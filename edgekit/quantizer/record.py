@@ -71,6 +71,7 @@ def make_record(job, quantized, clipped: dict[str, float], verification: list, f
         "fused": [{"tensor": t, "producer": view.producer[t].name, "activation": node} for t, node in plan.fused.items()],
         "table_products": [{"tensor": t, "function": view.producer[t].name, "product": node} for t, node in plan.tables.items()],
         "equalization": [e.to_dict() for e in job.equalized],
+        "batch_norms_folded": [b.to_dict() for b in job.batch_norms],
         "lookup_chains": [{"source": c.source, "nodes": list(c.nodes), "output": c.output, "unquantized_tensors": sorted(c.inner)} for c in plan.chains],
         "extreme_tensors": [{"tensor": t, "why": why} for t, why in sorted(calibration.extreme.items())],
         "fallbacks": fallbacks,

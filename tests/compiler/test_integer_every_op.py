@@ -146,6 +146,10 @@ CASES: dict[str, Case] = {
     "GELU-chain": Case(lambda: sandwich([_node("Div", ["a", "root2"], "d"), _node("Erf", ["d"], "e"), _node("Add", ["e", "one"], "e1"), _node("Mul", ["a", "e1"], "g", name="mul_1"),
                                          _node("Mul", ["g", "half"], name="mul_2")], [_f32("root2", 1.4142135), _f32("one", 1.0), _f32("half", 0.5)]), "lookup table"),
     "Sub-chain": Case(lambda: sandwich([_node("Sub", ["a", "shift"], "d"), _node("Tanh", ["d"])], [_f32("shift", 0.25)]), "lookup table"),
+    # tf2onnx's clamps: LeakyRelu bounded below by Max, Min bounding a Sigmoid's input (ONNX Max/Min
+    # import as a stack and a reduction: variadic_extrema.py makes them elementwise).
+    "Max-chain": Case(lambda: sandwich([_node("LeakyRelu", ["a"], "l", alpha=0.2), _node("Max", ["l", "floor"])], [_f32("floor", -0.4)]), "lookup table"),
+    "Min-chain": Case(lambda: sandwich([_node("Min", ["a", "ceiling"], "m"), _node("Sigmoid", ["m"])], [_f32("ceiling", 0.5)]), "lookup table"),
 }
 
 

@@ -32,7 +32,7 @@ def lcnet(workdir):
 
 def test_equalized_model_computes_the_same_and_narrows_the_channel_spread(lcnet):
     path, calib = lcnet
-    model = prepare_model(path)
+    model, _ = prepare_model(path)
     dataset = load_dataset(calib, model_inputs(model))
     equalized, done = equalize(model, dataset, alpha=0.5)
     by_consumer = {c: e for e in done for c in e.consumers}

@@ -385,7 +385,7 @@ def test_check_against_names_the_unknown_tensor_with_examples(tmp_path):
 
 
 def test_overrides_example_fits_the_demo_model(demo_onnx):
-    view = GraphView.of(prepare_model(demo_onnx))
+    view = GraphView.of(prepare_model(demo_onnx)[0])
     recipe = load_recipe("int8-overrides-example")
     recipe.check_against({n.name for n in view.nodes}, view.tensor_names())
     assert recipe.op_types and recipe.nodes and recipe.tensors

@@ -133,8 +133,18 @@ def _print_quantize_summary(result) -> None:
     if record.get("budget"):
         b = record["budget"]
         console.out.print(f"accuracy budget ({b['metric']} on {b['data']}): float {b['float_score']:.4g}, int8 {b['int8_score']:.4g}, drop {b['drop']:.4g} <= {b['max_drop']:g} after {b['fallbacks']} fallbacks")
-    for fallback in record["fallbacks"]:
-        console.out.print(f"fell back {fallback['node']} ({fallback['op_type']}) to float: {fallback['metric']} drop {fallback['drop_before']:.4g} -> {fallback['drop_after']:.4g}")
+        prefixes = sorted((step for step in b["search"] if "fallbacks" in step), key=lambda step: step["fallbacks"])
+        console.out.print("layers in float -> drop, as the search tried them: " + ", ".join(f"{step['fallbacks']} -> {step['drop']:.4g}" for step in prefixes))
+        restored = [step["restored"] for step in b["search"] if step.get("kept_int8")]
+        if restored:
+            console.out.print(f"back in int8 after the search (the budget still holds): {', '.join(restored)}")
+    if record["fallbacks"]:
+        fallen = Table(title="fell back to float (most noise per MAC first)")
+        for column in ("#", "node", "op", "SQNR alone dB", "MACs or elements"):
+            fallen.add_column(column, justify="left" if column in ("node", "op") else "right")
+        for fallback in record["fallbacks"]:
+            fallen.add_row(str(fallback["order"]), fallback["node"], fallback["op_type"], f"{fallback['sqnr_db_alone']:.1f}", f"{fallback['macs']:,}")
+        console.out.print(fallen)
     console.out.print(f"wrote {result.model_path} and {result.record_path}")
     for path in result.extra_files:
         console.out.print(f"wrote {path}")

@@ -129,6 +129,8 @@ def quantize_edgekit(name: str, budget: bool) -> tuple[Path, dict]:
     info = {"quantize_seconds": round(time.time() - started, 1), "summary": summary}
     if summary.get("nodes"):
         info["int8_node_share"] = round(summary.get("int8_nodes", 0) / summary["nodes"], 3)
+    if summary.get("int8_mac_share") is not None:
+        info["int8_mac_share"] = summary["int8_mac_share"]
     if budget:
         info["budget"] = result.record.get("budget")
     return output, info
@@ -260,7 +262,7 @@ def run_model(name: str, samples: int, force: bool, report) -> dict:
 
 
 def format_cell(result: dict, variant: str) -> str:
-    """'metric / min cosine' (budget: plus quantize time, int8 node share, fallbacks), or the failure."""
+    """'metric / min cosine' (budget: plus quantize time, int8 node and MAC shares, fallbacks), or the failure."""
     status = result.get("status")
     if status == "timeout":
         return f"timeout (> {result['limit_seconds']} s)"
@@ -272,6 +274,8 @@ def format_cell(result: dict, variant: str) -> str:
         notes = [f"{result.get('quantize_seconds', result['seconds']):.0f} s"]
         if result.get("int8_node_share") is not None:
             notes.append(f"{result['int8_node_share']:.0%} int8 nodes")
+        if result.get("int8_mac_share") is not None:
+            notes.append(f"{result['int8_mac_share']:.0%} int8 MACs")
         if (result.get("budget") or {}).get("fallbacks") is not None:
             notes.append(f"{result['budget']['fallbacks']} fallbacks")
         text += f" ({', '.join(notes)})"

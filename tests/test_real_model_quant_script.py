@@ -30,6 +30,9 @@ def test_budget_cell_adds_time_int8_share_and_fallbacks(script):
     cell = script.format_cell(ok(1.0, 0.998, quantize_seconds=12.4, int8_node_share=0.35, budget={"fallbacks": 3}),
                               "edgekit_budget")
     assert cell == "1.000 / 0.9980 (12 s, 35% int8 nodes, 3 fallbacks)"
+    cell = script.format_cell(ok(1.0, 0.998, quantize_seconds=12.4, int8_node_share=0.35, int8_mac_share=0.873, budget={"fallbacks": 3}),
+                              "edgekit_budget")
+    assert cell == "1.000 / 0.9980 (12 s, 35% int8 nodes, 87% int8 MACs, 3 fallbacks)"
 
 
 def test_failures_and_timeouts_are_one_short_line(script):

@@ -232,7 +232,7 @@ def make_plan(view: GraphView, recipe: Recipe, extreme: dict[str, str] | None = 
             source = producer.input[0]
             if source in activations and tensor in producer.output:  # every output of a Split
                 entry.shares_with = source
-    for tensor in _pooled_grids(view, activations):
+    for tensor in _pooled_grids(view, recipe, activations):
         pool = view.producer[tensor]
         activations[pool.input[0]].shares_with, activations[tensor].shares_with = tensor, None
         notes.setdefault(pool.name, []).append(
@@ -330,15 +330,21 @@ def _lookup_chains(view: GraphView, decisions: list[NodeDecision], tables: dict[
     return chains
 
 
-def _pooled_grids(view: GraphView, activations: dict[str, ActivationPlan]) -> list[str]:
+def _pooled_grids(view: GraphView, recipe: Recipe, activations: dict[str, ActivationPlan]) -> list[str]:
     """MaxPool outputs whose input takes their grid instead of giving them its own.
 
     max(round(clamp(x))) = round(clamp(max(x))) for any monotone grid, so quantizing a pool's input
     on the range calibrated after pooling loses nothing a window's maximum keeps, and the pooled
     range is narrower: a PReLU's or hard-swish's negative tail seldom survives a max (MTCNN's
-    PReLU -> MaxPool blocks: the grid 28% finer). Only where the pool alone reads its input, and
-    the input is not itself a pass-through (it has a grid of its own to give up).
+    PReLU -> MaxPool blocks: the grid 28% finer). Only where the pool alone reads its input, the
+    input is not itself a pass-through (it has a grid of its own to give up), and the recipe says
+    nothing of either tensor (a range or method the user set for the input stays the input's).
     """
+
+    def overridden(tensor: str) -> bool:
+        producer = view.producer.get(tensor)
+        return bool(recipe.rule_sources(tensor, producer.op_type if producer else None, producer.name if producer else None))
+
     pooled = []
     for tensor, entry in activations.items():
         pool = view.producer.get(tensor)
@@ -348,7 +354,8 @@ def _pooled_grids(view: GraphView, activations: dict[str, ActivationPlan]) -> li
         producer = view.producer.get(source)
         readers = view.consumers.get(source, [])
         if len(readers) == 1 and source not in view.graph_outputs and activations[source].shares_with is None \
-                and producer is not None and not QUANTIZERS.get(producer.op_type, OpRule()).passes_scale:
+                and producer is not None and not QUANTIZERS.get(producer.op_type, OpRule()).passes_scale \
+                and not overridden(source) and not overridden(tensor):
             pooled.append(tensor)
     return pooled
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.files import sha256_file
+from edgekit.quantizer.costs import node_costs
 from edgekit.quantizer.params import QuantParams
 
 RECORD_FORMAT = "edgekit-quant-record/1"
@@ -62,7 +63,7 @@ def make_record(job, quantized, clipped: dict[str, float], verification: list, f
         "recipe": job.recipe.to_dict(),
         "calibration": {"data": str(job.calib), "samples": calibration.samples},
         "rounding": ROUNDING,
-        "summary": _summary(plan, tensors),
+        "summary": _summary(plan, tensors, node_costs(view)),
         "nodes": [
             {"name": d.name, "op_type": d.op_type, "precision": "int8" if d.quantized else "float", "reason": d.reason, "notes": plan.notes.get(d.name, [])}
             for d in plan.nodes
@@ -102,12 +103,21 @@ def _constant_entry(view, const, quantized) -> dict:
     return entry
 
 
-def _summary(plan, tensors: list[dict]) -> dict:
+WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
+
+def _summary(plan, tensors: list[dict], costs: dict[str, int]) -> dict:
     int8 = [d for d in plan.nodes if d.quantized]
+    weighted = [d for d in plan.nodes if d.op_type in WEIGHTED_OPS]
+    macs = sum(costs.get(d.name, 0) for d in weighted)
+    int8_macs = sum(costs.get(d.name, 0) for d in weighted if d.quantized)
     return {
         "nodes": len(plan.nodes),
         "int8_nodes": len(int8),
         "float_nodes": len(plan.nodes) - len(int8),
+        # Conv/ConvTranspose/Gemm/MatMul MACs (costs.py) in int8 nodes: what the budget's fallbacks cost.
+        "macs": macs,
+        "int8_mac_share": round(int8_macs / macs, 4) if macs else None,
         "quantized_activations": sum(1 for t in tensors if t["role"] == "activation"),
         "quantized_constants": sum(1 for t in tensors if t["role"] != "activation"),
     }

@@ -13,12 +13,18 @@ import numpy as np
 from edgekit import console
 from edgekit.metrics import cosines, sqnr_db
 from edgekit.quantizer.activation_stats import observed_tensors
+from edgekit.quantizer.costs import node_costs
 from edgekit.quantizer.evaluation import run_outputs
 from edgekit.quantizer.job import QuantizedModel, build_qdq
-from edgekit.quantizer.plan import QUANTIZERS
+from edgekit.quantizer.plan import QUANTIZERS, Plan
 from edgekit.reference import Reference
 
-SAMPLES = 32
+SAMPLES = 32  # at most, for models small enough; fewer (never below MIN_SAMPLES) where that costs too much
+MIN_SAMPLES = 8
+# Multiply-accumulates the single-layer pass may run in ONNX Runtime (layers x samples x the
+# model's MACs): about a minute on two cores for QDQ models. A 6-layer encoder keeps 32 samples,
+# a 1.7 GMAC text detector with 130 layers gets 8.
+SENSITIVITY_MACS = 2e12
 
 
 @dataclass(frozen=True)
@@ -45,20 +51,47 @@ class LayerError:
 
 def layers(quantized: QuantizedModel) -> dict[str, list[str]]:
     """Layer -> the nodes it stands for: quantized nodes that compute something, each with the
-    Relu/Clip that runs inside its integer output (pass-through ops only reuse their input's scale)."""
-    fused_into = {activation: quantized.plan.fused_producer(activation) for activation in quantized.plan.fused.values()}
-    groups = {}
-    for d in quantized.plan.nodes:
-        if d.quantized and not QUANTIZERS[d.op_type].passes_scale and d.name not in fused_into:
+    Relu/Clip that runs inside its integer output (pass-through ops only reuse their input's scale).
+    A lookup-table chain is one layer (its first node's name), and so is a table function with the
+    product x * f(x) it compiles into: they become one table, and go to float together or not at all."""
+    producer = {tensor: node.name for node in quantized.model.graph.node for tensor in node.output}
+    return plan_layers(quantized.plan, producer)
+
+
+def plan_layers(plan: Plan, producer: dict[str, str]) -> dict[str, list[str]]:
+    """`layers` of a plan; producer: tensor -> the name of the node that makes it."""
+    owner = {activation: plan.fused_producer(activation) for activation in plan.fused.values()}
+    for chain in plan.chains:
+        owner.update({name: chain.nodes[0] for name in chain.nodes[1:]})
+    for function_output, product in plan.tables.items():
+        owner[product] = producer[function_output]
+    groups: dict[str, list[str]] = {}
+    for d in plan.nodes:
+        if d.quantized and not QUANTIZERS[d.op_type].passes_scale and d.name not in owner:
             groups[d.name] = [d.name]
-    for activation, producer in fused_into.items():
-        groups[producer].append(activation)
+    for d in plan.nodes:
+        head = owner.get(d.name)
+        if head is not None and head in groups:
+            groups[head].append(d.name)
     return groups
 
 
-def layer_sensitivity(job, quantized: QuantizedModel, samples: int = SAMPLES) -> list[LayerSensitivity]:
-    """Every layer quantized alone, most sensitive (lowest SQNR) first; ties keep graph order."""
-    subset = _subset(job.dataset, samples)
+def sensitivity_samples(job) -> int:
+    """How many calibration samples the single-layer pass runs: SAMPLES, fewer where layers x
+    samples x MACs would pass SENSITIVITY_MACS, never below MIN_SAMPLES (or the data set's size).
+    A property of the job (its plan with nothing forced), so a ranking measured once is reused."""
+    costs = node_costs(job.view)
+    layer_count = len(plan_layers(job.plan, {t: node.name for t, node in job.view.producer.items()}))
+    macs = sum(costs.values())
+    affordable = int(SENSITIVITY_MACS // max(1, layer_count * macs))
+    return min(len(job.dataset), max(MIN_SAMPLES, min(SAMPLES, affordable)))
+
+
+def layer_sensitivity(job, quantized: QuantizedModel, samples: int | None = None) -> list[LayerSensitivity]:
+    """Every layer quantized alone, most sensitive (lowest SQNR) first; ties keep graph order.
+
+    samples: calibration samples to run (default: sensitivity_samples(job))."""
+    subset = _subset(job.dataset, samples or sensitivity_samples(job))
     reference = run_outputs(Reference(job.view.model), subset)
     groups = layers(quantized)
     ops = {d.name: d.op_type for d in quantized.plan.nodes}
@@ -73,13 +106,13 @@ def layer_sensitivity(job, quantized: QuantizedModel, samples: int = SAMPLES) ->
     return sorted(results, key=lambda r: r.sqnr_db)
 
 
-def accumulated_error(job, quantized: QuantizedModel, samples: int = SAMPLES) -> list[LayerError]:
+def accumulated_error(job, quantized: QuantizedModel, samples: int | None = None) -> list[LayerError]:
     """With every layer quantized: each layer's output against the float model's, in graph order.
 
     A layer's row measures its output before that output is rounded to int8 (the rounding shows
     in the next layer's row), after a fused Relu/Clip when there is one.
     """
-    subset = _subset(job.dataset, samples)
+    subset = _subset(job.dataset, samples or sensitivity_samples(job))
     nodes = {n.name: n for n in job.view.nodes}
     groups = layers(quantized)
     tensors = [nodes[members[-1]].output[0] for members in groups.values()]
@@ -109,13 +142,14 @@ def reuse_ranking(ranking: list[LayerSensitivity], quantized: QuantizedModel) ->
     return [row for row in ranking if row.node in groups]
 
 
-def sensitivity_report(job, quantized: QuantizedModel, samples: int = SAMPLES, ranking: list[LayerSensitivity] | None = None) -> dict:
+def sensitivity_report(job, quantized: QuantizedModel, samples: int | None = None, ranking: list[LayerSensitivity] | None = None) -> dict:
     """The JSON report: ranked single-layer sensitivity and the accumulated error along the network.
 
     ranking: a single-layer ranking measured with the same `samples` on a build of this job with
     fewer nodes in float (the accuracy budget's); reused instead of measured again when it covers
     every layer of `quantized`.
     """
+    samples = samples or sensitivity_samples(job)
     reused = reuse_ranking(ranking, quantized) if ranking is not None else None
     ranked = reused if reused is not None else layer_sensitivity(job, quantized, samples)
     return {

@@ -121,9 +121,9 @@ def test_record_describes_every_quantized_tensor(demo_int8):
         input_scale = activations[bias["scale_from"]["input"]]["scale"][0]
         expected = np.float32(input_scale) * np.float32(weights[bias["consumers"][0]]["scale"])
         np.testing.assert_allclose(bias["scale"], expected, rtol=1e-6)
-    # MaxPool reuses its input's parameters rather than being calibrated.
-    pooled = activations["max_pool2d"]
-    assert pooled["shares_params_with"] == "relu" and pooled["scale"] == activations["relu"]["scale"]
+    # MaxPool's input reuses the parameters calibrated on the pool's output (plan._pooled_grids).
+    pooled = activations["relu"]
+    assert pooled["shares_params_with"] == "max_pool2d" and pooled["scale"] == activations["max_pool2d"]["scale"]
     json.dumps(record, allow_nan=False)  # the record is strict JSON
 
 
@@ -244,21 +244,24 @@ def test_extreme_tensors_replan_after_calibration(bert):
 
 
 def test_every_single_layer_build_finds_its_calibration(bert):
-    """The analysis quantizes one layer at a time: a GELU chain cut short by it quantizes the
-    chain's interior tensors, which the full plan hides inside one table (once a KeyError)."""
+    """The analysis quantizes one layer at a time; a lookup-table chain is one layer (it becomes one
+    table), so no single-layer build cuts one short. A chain cut short from outside (one of its
+    nodes forced to float) quantizes the chain's interior tensors, which the full plan hides inside
+    one table: they are calibrated too (once a KeyError)."""
     model, calib, _ = bert
     job = start_job(model, calib)
     full = build_qdq(job)
     groups = layers(full)
-    assert job.plan.chains and any(chain.nodes[0] in groups for chain in job.plan.chains)
-    interiors = set().union(*(chain.inner for chain in job.plan.chains))
-    newly_quantized = set()
+    assert job.plan.chains
+    for chain in job.plan.chains:
+        assert groups[chain.nodes[0]] == list(chain.nodes)
     for name in groups:
         others = {node: "test" for group, nodes in groups.items() if group != name for node in nodes}
-        alone = build_qdq(job, others)
-        newly_quantized |= set(alone.activations) & interiors
-        assert set(alone.activations) <= set(job.calibration.tensors)
-    assert newly_quantized  # the case itself occurred
+        assert set(build_qdq(job, others).activations) <= set(job.calibration.tensors)
+    interiors = set().union(*(chain.inner for chain in job.plan.chains))
+    chain = next(c for c in job.plan.chains if len(c.nodes) >= 3)
+    cut = build_qdq(job, {chain.nodes[0]: "test"})  # the rest is a chain on the first node's output
+    assert set(cut.activations) & interiors and set(cut.activations) <= set(job.calibration.tensors)
 
 
 # ------------------------------------------------------------------ accuracy budget
@@ -300,8 +303,18 @@ def test_budget_falls_back_the_sensitive_layer(tmp_path, demo_onnx):
     drop = float_top1 - top1(budgeted.model_path)
     assert drop <= 1.0 < plain_drop
     fallbacks = budgeted.record["fallbacks"]
-    assert fallbacks and fallbacks[-1]["drop_after"] <= 1.0
-    assert fallbacks[0]["drop_before"] == pytest.approx(plain_drop, abs=1e-6)
+    outcome = budgeted.record["budget"]
+    assert fallbacks and outcome["drop"] <= 1.0 and outcome["fallbacks"] == len(fallbacks)
+    # Every prefix the search tried is recorded: none (the plain model's drop) first, the one kept among them.
+    search = outcome["search"]
+    assert search[0] == {"fallbacks": 0, "score": pytest.approx(float_top1 - plain_drop, abs=1e-6), "drop": pytest.approx(plain_drop, abs=1e-6)}
+    prefixes = [step for step in search if "fallbacks" in step]
+    found = max(step["fallbacks"] for step in prefixes if step["drop"] <= 1.0 and not any(0 < other["fallbacks"] < step["fallbacks"] and other["drop"] <= 1.0 for other in prefixes))
+    assert all(step["drop"] > 1.0 for step in prefixes if step["fallbacks"] < found)
+    # Then the costliest of that prefix are tried back in int8; those that stay there are not fallbacks.
+    restored = {step["restored"] for step in search if step.get("kept_int8")}
+    assert len(fallbacks) == found - len(restored) and not restored & {f["node"] for f in fallbacks}
+    assert all(f["order"] <= found and f["macs"] > 0 for f in fallbacks)
     # The first layer to go is one that reads the crushed tensor.
     assert {"node_Conv_67", "node_Conv_69"} & {f["node"] for f in fallbacks}
     precision = {n["name"]: n for n in budgeted.record["nodes"]}
@@ -362,7 +375,7 @@ def test_budget_with_a_user_evaluation_function(tmp_path, demo_onnx):
     result = edgekit.quantize(model, CALIB_DATA, tmp_path / "m.int8.onnx", max_drop=2.0, evaluation=f"{script}:evaluate")
     assert result.record["fallbacks"]
     assert result.record["fallbacks"][0]["metric"] == f"{script}:evaluate"
-    assert result.record["fallbacks"][-1]["drop_after"] <= 2.0
+    assert result.record["budget"]["drop"] <= 2.0
 
 
 @pytest.mark.parametrize(("dtype", "symmetric"), [("uint8", False), ("uint8", True), ("int8", True)])

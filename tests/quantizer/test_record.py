@@ -17,6 +17,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgekit.files import sha256_file
+from edgekit.quantizer.costs import node_costs
 from edgekit.quantizer.evaluation import OutputAgreement
 from edgekit.quantizer.job import build_qdq, start_job
 from edgekit.quantizer.params import QuantParams, quantize
@@ -98,7 +99,9 @@ def test_the_record_names_its_inputs_and_counts_the_plan(job, tmp_path):
     assert record["recipe"] == job.recipe.to_dict()
     assert [n["name"] for n in record["nodes"]] == ["conv", "relu", "pool"]
     int8 = sum(n["precision"] == "int8" for n in record["nodes"])
-    assert record["summary"] == {"nodes": 3, "int8_nodes": int8, "float_nodes": 3 - int8, "quantized_activations": 2, "quantized_constants": 2}
+    conv_macs = node_costs(job.view)["conv"]
+    assert record["summary"] == {"nodes": 3, "int8_nodes": int8, "float_nodes": 3 - int8, "macs": conv_macs, "int8_mac_share": 1.0,
+                                 "quantized_activations": 2, "quantized_constants": 2}
     assert record["verification"] == [{"output": "y", "sqnr_db": 41.5, "cosine_mean": 0.999, "cosine_min": 0.99, "max_abs": 0.0625}]
     assert record_path_for(tmp_path / "tiny.int8.onnx") == tmp_path / "tiny.int8.quant.json"
 

@@ -22,8 +22,8 @@ from edgekit.reference import Reference
 SAMPLES = 32  # at most, for models small enough; fewer (never below MIN_SAMPLES) where that costs too much
 MIN_SAMPLES = 8
 # Multiply-accumulates the single-layer pass may run in ONNX Runtime (layers x samples x the
-# model's MACs): about a minute on two cores for QDQ models. A 6-layer encoder keeps 32 samples,
-# a 1.7 GMAC text detector with 130 layers gets 8.
+# model's MACs): a few minutes at most on two cores for QDQ models. The demo keeps 32 samples,
+# PP-OCR's 1.7 GMAC text detector with 128 layers gets 8.
 SENSITIVITY_MACS = 2e12
 
 

@@ -18,7 +18,14 @@ from edgekit.onnx_model import model_inputs
 from edgekit.quantizer.evaluation import run_outputs
 from edgekit.quantizer.job import QuantizedModel, build_qdq
 from edgekit.quantizer.costs import node_costs
-from edgekit.quantizer.sensitivity import LayerSensitivity, layer_sensitivity, sensitivity_samples
+from edgekit.quantizer.sensitivity import (
+    MIN_SAMPLES,
+    LayerSensitivity,
+    error_growth,
+    layer_sensitivity,
+    sensitivity_samples,
+    single_layer_affordable,
+)
 from edgekit.reference import Reference
 from edgekit.user_code import UserCodeErrors, load_user_function, split_function_spec
 
@@ -75,7 +82,8 @@ def meet_budget(job, quantized: QuantizedModel, budget: AccuracyBudget) -> Budge
     """Fall back the layers that buy the most accuracy per unit of cost until the drop is within budget; GateFailure if it never is.
 
     `quantized` is the job's model with nothing forced to float. Its layers are ranked once, each
-    quantized alone (sensitivity.py), then ordered by the noise each adds per MAC it would run in
+    quantized alone (sensitivity.py; where that pass would cost more than SENSITIVITY_MACS, by
+    their error growth in one run with every layer int8), then ordered by the noise each adds per MAC it would run in
     float (fallback_order). The search tries growing prefixes of that order (1, 2, 4, ... layers)
     until one meets the budget, then bisects down to the shortest prefix that does: about
     2 log2(k) evaluations for k fallbacks, where one evaluation per fallback made the 130-layer
@@ -89,16 +97,19 @@ def meet_budget(job, quantized: QuantizedModel, budget: AccuracyBudget) -> Budge
     console.info(f"accuracy budget: {metric} float {float_score:.4f}, int8 {score:.4f}, drop {float_score - score:.4f} (allowed {budget.max_drop:g})")
     search = [{"fallbacks": 0, "score": round(score, 6), "drop": round(float_score - score, 6)}]
 
-    def outcome(final: float, fallbacks: int, samples: int | None = None) -> dict:
+    def outcome(final: float, fallbacks: int, samples: int | None = None, method: str | None = None) -> dict:
         return {"metric": metric, "data": str(budget.data), "max_drop": budget.max_drop, "float_score": round(float_score, 6),
                 "int8_score": round(final, 6), "drop": round(float_score - final, 6), "fallbacks": fallbacks,
-                "order": "noise added per MAC run in float (single-layer sensitivity / cost)", "search": search,
-                **({"sensitivity_samples": samples} if samples else {})}
+                "order": "noise added per MAC run in float (each layer's noise / its cost)", "search": search,
+                **({"sensitivity": method, "sensitivity_samples": samples} if samples else {})}
 
     if float_score - score <= budget.max_drop:
         return BudgetResult(quantized, [], outcome(score, 0), None)
-    ranking = layer_sensitivity(job, quantized)
-    samples = sensitivity_samples(job)
+    if single_layer_affordable(job):
+        ranking, samples, method = layer_sensitivity(job, quantized), sensitivity_samples(job), "single-layer runs"
+    else:
+        # Past SENSITIVITY_MACS even at MIN_SAMPLES (PicoDet layout: 3.3 GMAC, ~200 layers): one run.
+        ranking, samples, method = error_growth(job, quantized), MIN_SAMPLES, "error growth in one run with every layer int8"
     order = fallback_order(ranking, node_costs(job.view))
     built: dict[int, tuple[QuantizedModel, float]] = {0: (quantized, score)}
 
@@ -141,7 +152,9 @@ def meet_budget(job, quantized: QuantizedModel, budget: AccuracyBudget) -> Budge
          "macs": cost, "order": order.index((layer, cost)) + 1}
         for layer, cost in kept
     ]
-    return BudgetResult(final, fallbacks, outcome(final_score, len(kept), samples), ranking)
+    # Only the single-layer ranking is what --analyze would measure: the estimate is not reused as one.
+    reusable = ranking if method == "single-layer runs" else None
+    return BudgetResult(final, fallbacks, outcome(final_score, len(kept), samples, method), reusable)
 
 
 def fallback_order(ranking: list[LayerSensitivity], costs: dict[str, int]) -> list[tuple[LayerSensitivity, int]]:

@@ -76,6 +76,13 @@ def plan_layers(plan: Plan, producer: dict[str, str]) -> dict[str, list[str]]:
     return groups
 
 
+def single_layer_affordable(job) -> bool:
+    """Whether the single-layer pass fits SENSITIVITY_MACS at MIN_SAMPLES (otherwise: error_growth)."""
+    costs = node_costs(job.view)
+    layer_count = len(plan_layers(job.plan, {t: node.name for t, node in job.view.producer.items()}))
+    return layer_count * MIN_SAMPLES * sum(costs.values()) <= SENSITIVITY_MACS
+
+
 def sensitivity_samples(job) -> int:
     """How many calibration samples the single-layer pass runs: SAMPLES, fewer where layers x
     samples x MACs would pass SENSITIVITY_MACS, never below MIN_SAMPLES (or the data set's size).
@@ -125,6 +132,59 @@ def accumulated_error(job, quantized: QuantizedModel, samples: int | None = None
             ref, ours = float_values[tensor], int8_values[tensor]
             rows.append(LayerError(name, nodes[name].op_type, tensor, sqnr_db(ref, ours), float(cosines(ref, ours).mean())))
     return rows
+
+
+def error_growth(job, quantized: QuantizedModel, samples: int = MIN_SAMPLES) -> list[LayerSensitivity]:
+    """Every layer's own noise, estimated from one run with every layer quantized, most first.
+
+    The single-layer pass builds and runs one model per layer; on a 500-layer detector that is
+    far past any budget. Here the float and the QDQ model run once, side by side, and each layer's
+    output noise (relative to its signal power, before its own rounding) is compared with the
+    largest such noise among the layers that feed it: what it adds is its own. Reported as an
+    SQNR, like the single-layer pass, so the same fallback order applies; it is an estimate (noise
+    from different inputs does not simply add), which the budget's search then measures.
+    """
+    subset = _subset(job.dataset, samples)
+    nodes = {n.name: n for n in job.view.nodes}
+    groups = layers(quantized)
+    output_of = {name: nodes[members[-1]].output[0] for name, members in groups.items()}
+    layer_of_tensor = {tensor: name for name, tensor in output_of.items()}
+    feeds = {name: _feeding_layers(job.view, nodes[name], layer_of_tensor) for name in groups}
+    tensors = sorted(set(output_of.values()))
+    signal = dict.fromkeys(tensors, 0.0)
+    noise = dict.fromkeys(tensors, 0.0)
+    floats = observed_tensors(job.view.model, tensors, subset, "error growth: float")
+    int8s = observed_tensors(quantized.model, tensors, subset, "error growth: int8")
+    for reference, ours in zip(floats, int8s):
+        for tensor in tensors:
+            if tensor in reference and tensor in ours:
+                ref = reference[tensor].astype(np.float64)
+                signal[tensor] += float(np.sum(ref**2))
+                noise[tensor] += float(np.sum((ref - ours[tensor].astype(np.float64)) ** 2))
+    ratio = {t: (noise[t] / signal[t] if signal[t] > 0 else 0.0) for t in tensors}
+    rows = []
+    for name, members in groups.items():
+        before = max((ratio[output_of[f]] for f in feeds[name]), default=0.0)
+        own = max(ratio[output_of[name]] - before, 1e-20)
+        rows.append(LayerSensitivity(name, nodes[name].op_type, tuple(members), float(-10.0 * np.log10(own)), float("nan")))
+    return sorted(rows, key=lambda r: r.sqnr_db)
+
+
+def _feeding_layers(view, node, layer_of_tensor: dict[str, str]) -> list[str]:
+    """The layers whose outputs reach `node`'s activation inputs, through pass-through ops and chains."""
+    found, stack, seen = [], [t for t in node.input if t and not view.is_constant(t)], set()
+    while stack:
+        tensor = stack.pop()
+        if tensor in seen:
+            continue
+        seen.add(tensor)
+        if tensor in layer_of_tensor and layer_of_tensor[tensor] != node.name:
+            found.append(layer_of_tensor[tensor])
+            continue
+        producer = view.producer.get(tensor)
+        if producer is not None:
+            stack += [t for t in producer.input if t and not view.is_constant(t)]
+    return found
 
 
 def reuse_ranking(ranking: list[LayerSensitivity], quantized: QuantizedModel) -> list[LayerSensitivity] | None:

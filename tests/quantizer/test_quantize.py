@@ -22,7 +22,8 @@ from edgekit.quantizer.calibration import plan_with
 from edgekit.quantizer.job import build_qdq, start_job
 from edgekit.quantizer.params import QuantParams, quantize
 from edgekit.quantizer.plan import RESIDUAL_REASON, make_plan
-from edgekit.quantizer.sensitivity import layers, reuse_ranking, sensitivity_report
+import edgekit.quantizer.sensitivity as sensitivity_module
+from edgekit.quantizer.sensitivity import error_growth, layers, reuse_ranking, sensitivity_report
 from edgekit.reference import Reference
 
 BERT_FACTORY = f"{REPO / 'tests' / 'quant_models.py'}:sentence_encoder"
@@ -339,6 +340,21 @@ def test_budget_ranking_is_the_analysis_ranking(tmp_path, demo_onnx):
     # A ranking that misses one of the model's layers is measured afresh, not reused.
     assert reuse_ranking(met.ranking, plain) == met.ranking
     assert reuse_ranking(met.ranking[:-1], plain) is None
+
+
+def test_error_growth_finds_the_sensitive_layer_in_one_run(tmp_path, demo_onnx, monkeypatch):
+    """The one-run estimate ranks the layer reading the crushed tensor first, as the single-layer
+    pass does; the budget uses it where the single-layer pass would cost too much, and meets its drop."""
+    model = sensitized_demo(demo_onnx, tmp_path / "sensitive.onnx")
+    job = start_job(model, CALIB_DATA)
+    plain = build_qdq(job)
+    estimated = error_growth(job, plain)
+    assert estimated[0].node in {"node_Conv_67", "node_Conv_69"}
+    assert {row.node for row in estimated} == set(layers(plain))
+    monkeypatch.setattr(sensitivity_module, "SENSITIVITY_MACS", 1.0)
+    met = meet_budget(job, plain, AccuracyBudget(1.0, "top1", EVAL_DATA))
+    assert met.outcome["sensitivity"].startswith("error growth") and met.outcome["drop"] <= 1.0
+    assert met.ranking is None  # an estimate is not what --analyze measures: it is not reused
 
 
 def test_budget_and_analysis_write_what_each_writes_alone(tmp_path, demo_onnx):

@@ -101,7 +101,7 @@ def export(source, output, opset, input_names, output_names, dynamic, atol, rtol
 @click.option("--calib", required=True, type=click.Path(path_type=Path), help="Calibration data: .npz or a folder of them (calibration_data/README.md).")
 @click.option("--recipe", default=None, help="Recipe: a preset name (int8-default, int8-entropy, ...) or a .toml file. Default: int8-default.")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="QDQ ONNX file to write; the record goes beside it as NAME.quant.json.")
-@click.option("--max-drop", type=float, help="Accuracy budget: fall back the most sensitive layers to float until the drop is at most this.")
+@click.option("--max-drop", type=float, help="Accuracy budget: fall back to float the layers that buy the most accuracy per MAC, until the drop is at most this (the record lists every step).")
 @click.option("--eval", "evaluation", default="top1", show_default=True, help="Budget metric: top1 (percent, needs labels), cosine (mean cosine to float), or module.py:function (gets an ONNX path, returns a score).")
 @click.option("--eval-data", type=click.Path(path_type=Path), help="Data set for the budget metric (default: the calibration data).")
 @click.option("--analyze", is_flag=True, help="Also write the per-layer sensitivity report (NAME.sensitivity.json and .html).")

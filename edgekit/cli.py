@@ -132,7 +132,9 @@ def _print_quantize_summary(result) -> None:
     console.out.print(checks)
     if record.get("budget"):
         b = record["budget"]
-        console.out.print(f"accuracy budget ({b['metric']} on {b['data']}): float {b['float_score']:.4g}, int8 {b['int8_score']:.4g}, drop {b['drop']:.4g} <= {b['max_drop']:g} after {b['fallbacks']} fallbacks")
+        sure = b.get("confidence", {})
+        spread = f" (over {sure['samples']} samples, standard error {sure['standard_error']:.2g})" if "standard_error" in sure else ""
+        console.out.print(f"accuracy budget ({b['metric']} on {b['data']}): float {b['float_score']:.4g}, int8 {b['int8_score']:.4g}{spread}, drop {b['drop']:.4g} <= {b['max_drop']:g} after {b['fallbacks']} fallbacks")
         prefixes = sorted((step for step in b["search"] if "fallbacks" in step), key=lambda step: step["fallbacks"])
         console.out.print("layers in float -> drop, as the search tried them: " + ", ".join(f"{step['fallbacks']} -> {step['drop']:.4g}" for step in prefixes))
         restored = [step["restored"] for step in b["search"] if step.get("kept_int8")]

@@ -66,16 +66,33 @@ def without_budget(quantized: QuantizedModel) -> BudgetResult:
 
 def make_evaluator(budget: AccuracyBudget, float_model: onnx.ModelProto) -> tuple[Evaluator, str]:
     """A function scoring a model (higher is better) and the metric's name for the record."""
+    evaluate, metric, _ = _evaluator(budget, float_model)
+    return evaluate, metric
+
+
+def _evaluator(budget: AccuracyBudget, float_model: onnx.ModelProto) -> tuple[Evaluator, str, Callable[[onnx.ModelProto], dict]]:
+    """make_evaluator's pair, and a function saying how sure a model's score is (for the record)."""
     if budget.evaluation == "top1":
         dataset = _dataset(budget.data, float_model)
         if dataset.labels is None:
             raise InputError(f"--eval top1 needs labels, and {budget.data} has no 'label' array", "add labels or use --eval cosine")
-        return (lambda model: 100.0 * top1(_first_output(model, dataset), dataset.labels)), "top-1 %"
+
+        def top1_confidence(model: onnx.ModelProto) -> dict:
+            p = top1(_first_output(model, dataset), dataset.labels)
+            return {"samples": len(dataset), "standard_error": round(100.0 * float(np.sqrt(p * (1 - p) / len(dataset))), 6), "unit": "percentage points"}
+
+        return (lambda model: 100.0 * top1(_first_output(model, dataset), dataset.labels)), "top-1 %", top1_confidence
     if budget.evaluation == "cosine":
         dataset = _dataset(budget.data, float_model)
         reference = _first_output(float_model, dataset)
-        return (lambda model: float(cosines(reference, _first_output(model, dataset)).mean())), "mean cosine to float"
-    return _user_evaluator(budget.evaluation), budget.evaluation
+
+        def cosine_confidence(model: onnx.ModelProto) -> dict:
+            values = cosines(reference, _first_output(model, dataset))
+            spread = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
+            return {"samples": len(values), "standard_error": round(spread, 6), "min": round(float(values.min()), 6)}
+
+        return (lambda model: float(cosines(reference, _first_output(model, dataset)).mean())), "mean cosine to float", cosine_confidence
+    return _user_evaluator(budget.evaluation), budget.evaluation, lambda model: {"note": "a user metric: its spread is the metric's own"}
 
 
 def meet_budget(job, quantized: QuantizedModel, budget: AccuracyBudget) -> BudgetResult:
@@ -91,14 +108,16 @@ def meet_budget(job, quantized: QuantizedModel, budget: AccuracyBudget) -> Budge
     RESTORE_TRIES costliest layers of that prefix are tried back in int8, one at a time. Every
     prefix and trial it evaluated is in the record.
     """
-    evaluate, metric = make_evaluator(budget, job.view.model)
+    evaluate, metric, confidence = _evaluator(budget, job.view.model)
     float_score = evaluate(job.view.model)
     score = evaluate(quantized.model)
     console.info(f"accuracy budget: {metric} float {float_score:.4f}, int8 {score:.4f}, drop {float_score - score:.4f} (allowed {budget.max_drop:g})")
     search = [{"fallbacks": 0, "score": round(score, 6), "drop": round(float_score - score, 6)}]
 
-    def outcome(final: float, fallbacks: int, samples: int | None = None, method: str | None = None) -> dict:
-        return {"metric": metric, "data": str(budget.data), "max_drop": budget.max_drop, "float_score": round(float_score, 6),
+    def outcome(final: float, fallbacks: int, samples: int | None = None, method: str | None = None, model: onnx.ModelProto | None = None) -> dict:
+        # How sure the final score is: the evaluation's sample count and the score's standard error.
+        sure = confidence(model if model is not None else quantized.model)
+        return {"metric": metric, "data": str(budget.data), "max_drop": budget.max_drop, "float_score": round(float_score, 6), "confidence": sure,
                 "int8_score": round(final, 6), "drop": round(float_score - final, 6), "fallbacks": fallbacks,
                 "order": "noise added per MAC run in float (each layer's noise / its cost)", "search": search,
                 **({"sensitivity": method, "sensitivity_samples": samples} if samples else {})}
@@ -154,7 +173,7 @@ def meet_budget(job, quantized: QuantizedModel, budget: AccuracyBudget) -> Budge
     ]
     # Only the single-layer ranking is what --analyze would measure: the estimate is not reused as one.
     reusable = ranking if method == "single-layer runs" else None
-    return BudgetResult(final, fallbacks, outcome(final_score, len(kept), samples, method), reusable)
+    return BudgetResult(final, fallbacks, outcome(final_score, len(kept), samples, method, final.model), reusable)
 
 
 def fallback_order(ranking: list[LayerSensitivity], costs: dict[str, int]) -> list[tuple[LayerSensitivity, int]]:

@@ -306,6 +306,10 @@ def test_budget_falls_back_the_sensitive_layer(tmp_path, demo_onnx):
     fallbacks = budgeted.record["fallbacks"]
     outcome = budgeted.record["budget"]
     assert fallbacks and outcome["drop"] <= 1.0 and outcome["fallbacks"] == len(fallbacks)
+    # How sure the final score is: a binomial standard error over the evaluation set.
+    sure = outcome["confidence"]
+    p = (float_top1 - outcome["drop"]) / 100.0
+    assert sure["samples"] == len(np.load(EVAL_DATA)["label"]) and sure["standard_error"] == pytest.approx(100 * np.sqrt(p * (1 - p) / sure["samples"]), rel=1e-3)
     # Every prefix the search tried is recorded: none (the plain model's drop) first, the one kept among them.
     search = outcome["search"]
     assert search[0] == {"fallbacks": 0, "score": pytest.approx(float_top1 - plain_drop, abs=1e-6), "drop": pytest.approx(plain_drop, abs=1e-6)}
@@ -340,6 +344,16 @@ def test_budget_ranking_is_the_analysis_ranking(tmp_path, demo_onnx):
     # A ranking that misses one of the model's layers is measured afresh, not reused.
     assert reuse_ranking(met.ranking, plain) == met.ranking
     assert reuse_ranking(met.ranking[:-1], plain) is None
+
+
+def test_cosine_budget_records_how_sure_its_score_is(tmp_path, demo_onnx):
+    model = sensitized_demo(demo_onnx, tmp_path / "sensitive.onnx")
+    result = edgekit.quantize(model, CALIB_DATA, tmp_path / "m.int8.onnx", max_drop=0.001, evaluation="cosine", eval_data=EVAL_DATA)
+    outcome = result.record["budget"]
+    assert outcome["drop"] <= 0.001 and outcome["fallbacks"] >= 1
+    sure = outcome["confidence"]
+    assert sure["samples"] == len(np.load(EVAL_DATA)["label"])
+    assert 0.0 <= sure["standard_error"] < 0.01 and sure["min"] <= outcome["int8_score"] <= 1.0
 
 
 def test_error_growth_finds_the_sensitive_layer_in_one_run(tmp_path, demo_onnx, monkeypatch):

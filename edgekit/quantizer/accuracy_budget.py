@@ -16,6 +16,7 @@ from edgekit.errors import GateFailure, InputError
 from edgekit.metrics import cosines, top1
 from edgekit.onnx_model import model_inputs
 from edgekit.quantizer.evaluation import run_outputs
+from edgekit.quantizer.graph import GraphView
 from edgekit.quantizer.job import QuantizedModel, build_qdq
 from edgekit.quantizer.costs import node_costs
 from edgekit.quantizer.sensitivity import (
@@ -31,6 +32,10 @@ from edgekit.user_code import UserCodeErrors, load_user_function, split_function
 
 BUILTIN = ("top1", "cosine")
 RESTORE_TRIES = 12  # costliest fallbacks tried back in int8 after the search
+# Each evaluation runs the model over the data: at most this many MACs (a few seconds of ONNX
+# Runtime on two cores; 100 samples of a 2 GMAC detector), and never on fewer than EVAL_MIN_SAMPLES.
+EVAL_MACS = 2e11
+EVAL_MIN_SAMPLES = 32
 EVALUATOR_ERRORS = UserCodeErrors(
     not_found=("--eval file not found: {path}", "give the path of a Python file"),
     import_failed=("--eval {path} failed to import: {error}", "fix the evaluation module"),
@@ -73,23 +78,23 @@ def make_evaluator(budget: AccuracyBudget, float_model: onnx.ModelProto) -> tupl
 def _evaluator(budget: AccuracyBudget, float_model: onnx.ModelProto) -> tuple[Evaluator, str, Callable[[onnx.ModelProto], dict]]:
     """make_evaluator's pair, and a function saying how sure a model's score is (for the record)."""
     if budget.evaluation == "top1":
-        dataset = _dataset(budget.data, float_model)
+        dataset, total = _dataset(budget.data, float_model)
         if dataset.labels is None:
             raise InputError(f"--eval top1 needs labels, and {budget.data} has no 'label' array", "add labels or use --eval cosine")
 
         def top1_confidence(model: onnx.ModelProto) -> dict:
             p = top1(_first_output(model, dataset), dataset.labels)
-            return {"samples": len(dataset), "standard_error": round(100.0 * float(np.sqrt(p * (1 - p) / len(dataset))), 6), "unit": "percentage points"}
+            return {"samples": len(dataset), "standard_error": round(100.0 * float(np.sqrt(p * (1 - p) / len(dataset))), 6), "unit": "percentage points", "data_samples": total}
 
         return (lambda model: 100.0 * top1(_first_output(model, dataset), dataset.labels)), "top-1 %", top1_confidence
     if budget.evaluation == "cosine":
-        dataset = _dataset(budget.data, float_model)
+        dataset, total = _dataset(budget.data, float_model)
         reference = _first_output(float_model, dataset)
 
         def cosine_confidence(model: onnx.ModelProto) -> dict:
             values = cosines(reference, _first_output(model, dataset))
             spread = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
-            return {"samples": len(values), "standard_error": round(spread, 6), "min": round(float(values.min()), 6)}
+            return {"samples": len(values), "standard_error": round(spread, 6), "min": round(float(values.min()), 6), "data_samples": total}
 
         return (lambda model: float(cosines(reference, _first_output(model, dataset)).mean())), "mean cosine to float", cosine_confidence
     return _user_evaluator(budget.evaluation), budget.evaluation, lambda model: {"note": "a user metric: its spread is the metric's own"}
@@ -190,8 +195,17 @@ def _reason(metric: str, drop: float, allowed: float, layer: LayerSensitivity) -
     return f"accuracy budget: fell back to float ({metric} drop {drop:.4g} > {allowed:g} with every layer int8; SQNR alone {layer.sqnr_db:.1f} dB)"
 
 
-def _dataset(path: Path, model: onnx.ModelProto) -> Dataset:
-    return load_dataset(Path(path), model_inputs(model))
+def _dataset(path: Path, model: onnx.ModelProto) -> tuple[Dataset, int]:
+    """The evaluation data, bounded: the first samples whose evaluation runs at most EVAL_MACS
+    (never fewer than EVAL_MIN_SAMPLES), and how many the file holds; the record's
+    budget.confidence says both."""
+    dataset = load_dataset(Path(path), model_inputs(model))
+    macs = max(1, sum(node_costs(GraphView.of(model)).values()))
+    count = len(dataset) if len(dataset) * macs <= EVAL_MACS else max(EVAL_MIN_SAMPLES, int(EVAL_MACS // macs))
+    if count >= len(dataset):
+        return dataset, len(dataset)
+    labels = dataset.labels[:count] if dataset.labels is not None else None
+    return Dataset({k: v[:count] for k, v in dataset.arrays.items()}, labels, dataset.source), len(dataset)
 
 
 def _first_output(model: onnx.ModelProto, dataset: Dataset) -> np.ndarray:

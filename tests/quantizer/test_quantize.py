@@ -352,8 +352,20 @@ def test_cosine_budget_records_how_sure_its_score_is(tmp_path, demo_onnx):
     outcome = result.record["budget"]
     assert outcome["drop"] <= 0.001 and outcome["fallbacks"] >= 1
     sure = outcome["confidence"]
-    assert sure["samples"] == len(np.load(EVAL_DATA)["label"])
+    assert sure["samples"] == sure["data_samples"] == len(np.load(EVAL_DATA)["label"])  # the demo is cheap: all of it
     assert 0.0 <= sure["standard_error"] < 0.01 and sure["min"] <= outcome["int8_score"] <= 1.0
+
+
+def test_budget_evaluation_is_bounded_by_its_cost(tmp_path, demo_onnx, monkeypatch):
+    """Past EVAL_MACS the budget evaluates on the first samples only (never below EVAL_MIN_SAMPLES),
+    and says so: budget.confidence gives the samples used and the samples in the file."""
+    import edgekit.quantizer.accuracy_budget as budget_module
+
+    model = sensitized_demo(demo_onnx, tmp_path / "sensitive.onnx")
+    monkeypatch.setattr(budget_module, "EVAL_MACS", 1.0)
+    result = edgekit.quantize(model, CALIB_DATA, tmp_path / "m.int8.onnx", max_drop=0.01, evaluation="cosine", eval_data=EVAL_DATA)
+    sure = result.record["budget"]["confidence"]
+    assert sure["samples"] == budget_module.EVAL_MIN_SAMPLES < sure["data_samples"] == len(np.load(EVAL_DATA)["label"])
 
 
 def test_error_growth_finds_the_sensitive_layer_in_one_run(tmp_path, demo_onnx, monkeypatch):

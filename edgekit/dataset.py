@@ -33,6 +33,13 @@ class Dataset:
     def sample(self, index: int) -> dict[str, np.ndarray]:
         return {name: array[index] for name, array in self.arrays.items()}
 
+    def head(self, count: int) -> Dataset:
+        """The first `count` samples (all of them when there are fewer), labels included."""
+        if count >= len(self):
+            return self
+        labels = self.labels[:count] if self.labels is not None else None
+        return Dataset({k: v[:count] for k, v in self.arrays.items()}, labels, self.source)
+
 
 def load_dataset(path: Path, inputs: list[TensorSpec]) -> Dataset:
     """Read an .npz (or a folder of them) and validate it against the model's static `inputs`."""

@@ -202,10 +202,7 @@ def _dataset(path: Path, model: onnx.ModelProto) -> tuple[Dataset, int]:
     dataset = load_dataset(Path(path), model_inputs(model))
     macs = max(1, sum(node_costs(GraphView.of(model)).values()))
     count = len(dataset) if len(dataset) * macs <= EVAL_MACS else max(EVAL_MIN_SAMPLES, int(EVAL_MACS // macs))
-    if count >= len(dataset):
-        return dataset, len(dataset)
-    labels = dataset.labels[:count] if dataset.labels is not None else None
-    return Dataset({k: v[:count] for k, v in dataset.arrays.items()}, labels, dataset.source), len(dataset)
+    return dataset.head(count), len(dataset)
 
 
 def _first_output(model: onnx.ModelProto, dataset: Dataset) -> np.ndarray:

@@ -241,7 +241,7 @@ def _channel_maxima(model: onnx.ModelProto, tensors: list[str], axes: dict[str, 
 
     maxima: dict[str, np.ndarray] = {}
     count = min(SAMPLES, len(dataset))
-    subset = Dataset({k: v[:count] for k, v in dataset.arrays.items()}, None, dataset.source)
+    subset = dataset.head(count)
     for values in observed_tensors(model, tensors, subset, "equalization: channel ranges"):
         for name, value in values.items():
             moved = np.moveaxis(np.abs(np.asarray(value, np.float32)), axes[name], 0)

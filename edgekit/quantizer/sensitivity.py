@@ -98,7 +98,7 @@ def layer_sensitivity(job, quantized: QuantizedModel, samples: int | None = None
     """Every layer quantized alone, most sensitive (lowest SQNR) first; ties keep graph order.
 
     samples: calibration samples to run (default: sensitivity_samples(job))."""
-    subset = _subset(job.dataset, samples or sensitivity_samples(job))
+    subset = job.dataset.head(samples or sensitivity_samples(job))
     reference = run_outputs(Reference(job.view.model), subset)
     groups = layers(quantized)
     ops = {d.name: d.op_type for d in quantized.plan.nodes}
@@ -119,7 +119,7 @@ def accumulated_error(job, quantized: QuantizedModel, samples: int | None = None
     A layer's row measures its output before that output is rounded to int8 (the rounding shows
     in the next layer's row), after a fused Relu/Clip when there is one.
     """
-    subset = _subset(job.dataset, samples or sensitivity_samples(job))
+    subset = job.dataset.head(samples or sensitivity_samples(job))
     nodes = {n.name: n for n in job.view.nodes}
     groups = layers(quantized)
     tensors = [nodes[members[-1]].output[0] for members in groups.values()]
@@ -144,7 +144,7 @@ def error_growth(job, quantized: QuantizedModel, samples: int = MIN_SAMPLES) -> 
     SQNR, like the single-layer pass, so the same fallback order applies; it is an estimate (noise
     from different inputs does not simply add), which the budget's search then measures.
     """
-    subset = _subset(job.dataset, samples)
+    subset = job.dataset.head(samples)
     nodes = {n.name: n for n in job.view.nodes}
     groups = layers(quantized)
     output_of = {name: nodes[members[-1]].output[0] for name, members in groups.items()}
@@ -227,14 +227,6 @@ def _compare(reference: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -
     ref = np.concatenate([reference[n].reshape(len(reference[n]), -1) for n in floats], axis=1)
     ours = np.concatenate([outputs[n].reshape(len(outputs[n]), -1) for n in floats], axis=1)
     return sqnr_db(ref, ours), float(cosines(ref, ours).mean())
-
-
-def _subset(dataset, samples: int):
-    from edgekit.dataset import Dataset
-
-    count = min(samples, len(dataset))
-    labels = dataset.labels[:count] if dataset.labels is not None else None
-    return Dataset({k: v[:count] for k, v in dataset.arrays.items()}, labels, dataset.source)
 
 
 def _stack(batches) -> dict[str, np.ndarray]:

@@ -16,9 +16,7 @@ from edgekit.errors import GateFailure, InputError
 from edgekit.metrics import cosines, top1
 from edgekit.onnx_model import model_inputs
 from edgekit.quantizer.evaluation import run_outputs
-from edgekit.quantizer.graph import GraphView
 from edgekit.quantizer.job import QuantizedModel, build_qdq
-from edgekit.quantizer.costs import node_costs
 from edgekit.quantizer.sensitivity import (
     MIN_SAMPLES,
     LayerSensitivity,
@@ -53,6 +51,7 @@ class AccuracyBudget:
 
 
 Evaluator = Callable[[onnx.ModelProto], float]
+Scorer = Callable[[onnx.ModelProto], tuple[float, dict]]  # a model -> its score and how sure it is
 
 
 @dataclass(frozen=True)
@@ -69,35 +68,35 @@ def without_budget(quantized: QuantizedModel) -> BudgetResult:
     return BudgetResult(quantized, [], None, None)
 
 
-def make_evaluator(budget: AccuracyBudget, float_model: onnx.ModelProto) -> tuple[Evaluator, str]:
-    """A function scoring a model (higher is better) and the metric's name for the record."""
-    evaluate, metric, _ = _evaluator(budget, float_model)
-    return evaluate, metric
+def make_scorer(budget: AccuracyBudget, float_model: onnx.ModelProto, macs: int) -> tuple[Scorer, str]:
+    """A function scoring a model (higher is better) with how sure that score is, and the metric's name.
 
-
-def _evaluator(budget: AccuracyBudget, float_model: onnx.ModelProto) -> tuple[Evaluator, str, Callable[[onnx.ModelProto], dict]]:
-    """make_evaluator's pair, and a function saying how sure a model's score is (for the record)."""
+    macs: the float model's MACs per sample, which bound the evaluation data (_dataset). The
+    confidence comes from the same run as the score: the sample count and the score's standard
+    error (binomial for top-1, of the mean for cosine)."""
     if budget.evaluation == "top1":
-        dataset, total = _dataset(budget.data, float_model)
+        dataset, total = _dataset(budget.data, float_model, macs)
         if dataset.labels is None:
             raise InputError(f"--eval top1 needs labels, and {budget.data} has no 'label' array", "add labels or use --eval cosine")
 
-        def top1_confidence(model: onnx.ModelProto) -> dict:
+        def score_top1(model: onnx.ModelProto) -> tuple[float, dict]:
             p = top1(_first_output(model, dataset), dataset.labels)
-            return {"samples": len(dataset), "standard_error": round(100.0 * float(np.sqrt(p * (1 - p) / len(dataset))), 6), "unit": "percentage points", "data_samples": total}
+            error = round(100.0 * float(np.sqrt(p * (1 - p) / len(dataset))), 6)
+            return 100.0 * p, {"samples": len(dataset), "standard_error": error, "unit": "percentage points", "data_samples": total}
 
-        return (lambda model: 100.0 * top1(_first_output(model, dataset), dataset.labels)), "top-1 %", top1_confidence
+        return score_top1, "top-1 %"
     if budget.evaluation == "cosine":
-        dataset, total = _dataset(budget.data, float_model)
+        dataset, total = _dataset(budget.data, float_model, macs)
         reference = _first_output(float_model, dataset)
 
-        def cosine_confidence(model: onnx.ModelProto) -> dict:
+        def score_cosine(model: onnx.ModelProto) -> tuple[float, dict]:
             values = cosines(reference, _first_output(model, dataset))
             spread = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
-            return {"samples": len(values), "standard_error": round(spread, 6), "min": round(float(values.min()), 6), "data_samples": total}
+            return float(values.mean()), {"samples": len(values), "standard_error": round(spread, 6), "min": round(float(values.min()), 6), "data_samples": total}
 
-        return (lambda model: float(cosines(reference, _first_output(model, dataset)).mean())), "mean cosine to float", cosine_confidence
-    return _user_evaluator(budget.evaluation), budget.evaluation, lambda model: {"note": "a user metric: its spread is the metric's own"}
+        return score_cosine, "mean cosine to float"
+    evaluate = _user_evaluator(budget.evaluation)
+    return (lambda model: (evaluate(model), {"note": "a user metric: its spread is the metric's own"})), budget.evaluation
 
 
 def meet_budget(job, quantized: QuantizedModel, budget: AccuracyBudget) -> BudgetResult:
@@ -113,38 +112,44 @@ def meet_budget(job, quantized: QuantizedModel, budget: AccuracyBudget) -> Budge
     RESTORE_TRIES costliest layers of that prefix are tried back in int8, one at a time. Every
     prefix and trial it evaluated is in the record.
     """
-    evaluate, metric, confidence = _evaluator(budget, job.view.model)
-    float_score = evaluate(job.view.model)
-    score = evaluate(quantized.model)
+    score_of, metric = make_scorer(budget, job.view.model, sum(job.costs.values()))
+    float_score, _ = score_of(job.view.model)
+    score, sure = score_of(quantized.model)
     console.info(f"accuracy budget: {metric} float {float_score:.4f}, int8 {score:.4f}, drop {float_score - score:.4f} (allowed {budget.max_drop:g})")
     search = [{"fallbacks": 0, "score": round(score, 6), "drop": round(float_score - score, 6)}]
 
-    def outcome(final: float, fallbacks: int, samples: int | None = None, method: str | None = None, model: onnx.ModelProto | None = None) -> dict:
-        # How sure the final score is: the evaluation's sample count and the score's standard error.
-        sure = confidence(model if model is not None else quantized.model)
-        return {"metric": metric, "data": str(budget.data), "max_drop": budget.max_drop, "float_score": round(float_score, 6), "confidence": sure,
+    def meets(value: float) -> bool:
+        return float_score - value <= budget.max_drop
+
+    def outcome(final: float, confidence: dict, fallbacks: int, samples: int | None = None, method: str | None = None) -> dict:
+        return {"metric": metric, "data": str(budget.data), "max_drop": budget.max_drop, "float_score": round(float_score, 6), "confidence": confidence,
                 "int8_score": round(final, 6), "drop": round(float_score - final, 6), "fallbacks": fallbacks,
                 "order": "noise added per MAC run in float (each layer's noise / its cost)", "search": search,
                 **({"sensitivity": method, "sensitivity_samples": samples} if samples else {})}
 
-    if float_score - score <= budget.max_drop:
-        return BudgetResult(quantized, [], outcome(score, 0), None)
+    if meets(score):
+        return BudgetResult(quantized, [], outcome(score, sure, 0), None)
     if single_layer_affordable(job):
         ranking, samples, method = layer_sensitivity(job, quantized), sensitivity_samples(job), "single-layer runs"
     else:
         # Past SENSITIVITY_MACS even at MIN_SAMPLES (PicoDet layout: 3.3 GMAC, ~200 layers): one run.
         ranking, samples, method = error_growth(job, quantized), MIN_SAMPLES, "error growth in one run with every layer int8"
-    order = fallback_order(ranking, node_costs(job.view))
-    built: dict[int, tuple[QuantizedModel, float]] = {0: (quantized, score)}
+    order = fallback_order(ranking, job.costs)
+    reason = {layer.node: _reason(metric, float_score - score, budget.max_drop, layer) for layer, _ in order}
+
+    def built_without(layers: list[tuple[LayerSensitivity, int]]) -> tuple[QuantizedModel, float, dict]:
+        """The job's model with `layers` in float, its score and confidence."""
+        candidate = build_qdq(job, {node: reason[layer.node] for layer, _ in layers for node in layer.nodes})
+        return (candidate, *score_of(candidate.model))
+
+    built: dict[int, tuple[QuantizedModel, float, dict]] = {0: (quantized, score, sure)}
 
     def try_prefix(count: int) -> bool:
         if count not in built:
-            forced = {node: _reason(metric, float_score - score, budget.max_drop, layer) for layer, _ in order[:count] for node in layer.nodes}
-            candidate = build_qdq(job, forced)
-            built[count] = (candidate, evaluate(candidate.model))
+            built[count] = built_without(order[:count])
             search.append({"fallbacks": count, "score": round(built[count][1], 6), "drop": round(float_score - built[count][1], 6)})
             console.info(f"{count} layers in float: drop {float_score - built[count][1]:.4f}")
-        return float_score - built[count][1] <= budget.max_drop
+        return meets(built[count][1])
 
     low, high = 0, 1  # low fails; find a high that meets the budget
     while not try_prefix(high):
@@ -157,28 +162,27 @@ def meet_budget(job, quantized: QuantizedModel, budget: AccuracyBudget) -> Budge
     while high - low > 1:
         middle = (low + high) // 2
         low, high = (low, middle) if try_prefix(middle) else (middle, high)
-    final, final_score = built[high]
+    final, final_score, final_sure = built[high]
     # A single layer's noise alone does not add up exactly with the others': of the prefix, the
     # costliest layers are tried back in int8 one at a time, and stay int8 where the budget holds.
-    kept = [pair for pair in order[:high]]
-    for layer, cost in sorted(order[:high], key=lambda pair: -pair[1])[:RESTORE_TRIES]:
+    kept = list(order[:high])
+    for layer, cost in sorted(kept, key=lambda pair: -pair[1])[:RESTORE_TRIES]:
         trial = [pair for pair in kept if pair[0] is not layer]
-        forced = {node: _reason(metric, float_score - score, budget.max_drop, other) for other, _ in trial for node in other.nodes}
-        candidate = build_qdq(job, forced)
-        candidate_score = evaluate(candidate.model)
-        holds = float_score - candidate_score <= budget.max_drop
+        candidate, candidate_score, candidate_sure = built_without(trial)
+        holds = meets(candidate_score)
         search.append({"restored": layer.node, "macs": cost, "score": round(candidate_score, 6), "drop": round(float_score - candidate_score, 6), "kept_int8": holds})
         if holds:
-            kept, final, final_score = trial, candidate, candidate_score
+            kept, final, final_score, final_sure = trial, candidate, candidate_score, candidate_sure
             console.info(f"{layer.node} back in int8: drop {float_score - candidate_score:.4f}")
+    rank = {layer.node: i + 1 for i, (layer, _) in enumerate(order)}
     fallbacks = [
         {"node": layer.node, "op_type": layer.op_type, "nodes": list(layer.nodes), "metric": metric, "sqnr_db_alone": round(layer.sqnr_db, 3),
-         "macs": cost, "order": order.index((layer, cost)) + 1}
+         "macs": cost, "order": rank[layer.node]}
         for layer, cost in kept
     ]
     # Only the single-layer ranking is what --analyze would measure: the estimate is not reused as one.
     reusable = ranking if method == "single-layer runs" else None
-    return BudgetResult(final, fallbacks, outcome(final_score, len(kept), samples, method, final.model), reusable)
+    return BudgetResult(final, fallbacks, outcome(final_score, final_sure, len(kept), samples, method), reusable)
 
 
 def fallback_order(ranking: list[LayerSensitivity], costs: dict[str, int]) -> list[tuple[LayerSensitivity, int]]:
@@ -195,12 +199,12 @@ def _reason(metric: str, drop: float, allowed: float, layer: LayerSensitivity) -
     return f"accuracy budget: fell back to float ({metric} drop {drop:.4g} > {allowed:g} with every layer int8; SQNR alone {layer.sqnr_db:.1f} dB)"
 
 
-def _dataset(path: Path, model: onnx.ModelProto) -> tuple[Dataset, int]:
+def _dataset(path: Path, model: onnx.ModelProto, macs: int) -> tuple[Dataset, int]:
     """The evaluation data, bounded: the first samples whose evaluation runs at most EVAL_MACS
     (never fewer than EVAL_MIN_SAMPLES), and how many the file holds; the record's
     budget.confidence says both."""
     dataset = load_dataset(Path(path), model_inputs(model))
-    macs = max(1, sum(node_costs(GraphView.of(model)).values()))
+    macs = max(1, macs)
     count = len(dataset) if len(dataset) * macs <= EVAL_MACS else max(EVAL_MIN_SAMPLES, int(EVAL_MACS // macs))
     return dataset.head(count), len(dataset)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from edgekit.errors import InputError, first_line
 from edgekit.onnx_model import load_onnx, model_inputs
 from edgekit.quantizer.batch_norm import FoldedBatchNorm, fold_batch_norms
 from edgekit.quantizer.calibration import Calibration, calibrate_model, plan_with
+from edgekit.quantizer.costs import node_costs
 from edgekit.quantizer.equalize import Equalization, equalize
 from edgekit.quantizer.graph import GraphView, name_nodes
 from edgekit.quantizer.params import QuantParams, activation_params, bias_params, quantize, weight_params
@@ -96,6 +98,11 @@ class QuantizeJob:
     plan: Plan  # nothing forced to float: made once and shared by every build that forces nothing
     equalized: list[Equalization] = field(default_factory=list)  # tensors equalized before calibration
     batch_norms: list[FoldedBatchNorm] = field(default_factory=list)  # folded into convolutions before anything else
+
+    @cached_property
+    def costs(self) -> dict[str, int]:
+        """Each node's MACs or output elements (costs.py), from the float model's shapes: computed once."""
+        return node_costs(self.view)
 
     def plan_for(self, float_nodes: dict[str, str] | None) -> Plan:
         """The plan with `float_nodes` (node -> reason) forced to float: the job's own plan when there are none."""

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.files import sha256_file
-from edgekit.quantizer.costs import node_costs
 from edgekit.quantizer.params import QuantParams
 
 RECORD_FORMAT = "edgekit-quant-record/1"
@@ -63,7 +62,7 @@ def make_record(job, quantized, clipped: dict[str, float], verification: list, f
         "recipe": job.recipe.to_dict(),
         "calibration": {"data": str(job.calib), "samples": calibration.samples},
         "rounding": ROUNDING,
-        "summary": _summary(plan, tensors, node_costs(view)),
+        "summary": _summary(plan, tensors, job.costs),
         "nodes": [
             {"name": d.name, "op_type": d.op_type, "precision": "int8" if d.quantized else "float", "reason": d.reason, "notes": plan.notes.get(d.name, [])}
             for d in plan.nodes

@@ -13,7 +13,6 @@ import numpy as np
 from edgekit import console
 from edgekit.metrics import cosines, sqnr_db
 from edgekit.quantizer.activation_stats import observed_tensors
-from edgekit.quantizer.costs import node_costs
 from edgekit.quantizer.evaluation import run_outputs
 from edgekit.quantizer.job import QuantizedModel, build_qdq
 from edgekit.quantizer.plan import QUANTIZERS, Plan
@@ -76,21 +75,22 @@ def plan_layers(plan: Plan, producer: dict[str, str]) -> dict[str, list[str]]:
     return groups
 
 
+def _pass_macs_per_sample(job) -> int:
+    """MACs the single-layer pass runs per sample: one model per layer of the job's plan, each the whole model."""
+    layer_count = len(plan_layers(job.plan, {t: node.name for t, node in job.view.producer.items()}))
+    return max(1, layer_count * sum(job.costs.values()))
+
+
 def single_layer_affordable(job) -> bool:
     """Whether the single-layer pass fits SENSITIVITY_MACS at MIN_SAMPLES (otherwise: error_growth)."""
-    costs = node_costs(job.view)
-    layer_count = len(plan_layers(job.plan, {t: node.name for t, node in job.view.producer.items()}))
-    return layer_count * MIN_SAMPLES * sum(costs.values()) <= SENSITIVITY_MACS
+    return MIN_SAMPLES * _pass_macs_per_sample(job) <= SENSITIVITY_MACS
 
 
 def sensitivity_samples(job) -> int:
     """How many calibration samples the single-layer pass runs: SAMPLES, fewer where layers x
     samples x MACs would pass SENSITIVITY_MACS, never below MIN_SAMPLES (or the data set's size).
     A property of the job (its plan with nothing forced), so a ranking measured once is reused."""
-    costs = node_costs(job.view)
-    layer_count = len(plan_layers(job.plan, {t: node.name for t, node in job.view.producer.items()}))
-    macs = sum(costs.values())
-    affordable = int(SENSITIVITY_MACS // max(1, layer_count * macs))
+    affordable = int(SENSITIVITY_MACS // _pass_macs_per_sample(job))
     return min(len(job.dataset), max(MIN_SAMPLES, min(SAMPLES, affordable)))
 
 

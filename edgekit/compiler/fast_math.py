@@ -16,6 +16,8 @@ import tvm
 from tvm import relax, te, tirx, topi
 from tvm.relax import Call, Expr, PyExprMutator, expr_functor
 
+from edgekit.compiler.relax_mutation import mutate_relax_functions
+
 
 def _sigmoid(x: te.Tensor) -> te.Tensor:
     one = tirx.const(1.0, x.dtype)
@@ -75,8 +77,4 @@ def _is_float32(call: Call) -> bool:
 @tvm.transform.module_pass(opt_level=0, name="edgekit_fast_math")
 def fast_math(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
     """Every float32 erf, exp, tanh, sigmoid, SiLU, GELU and softmax in `mod`'s Relax functions, vectorizable."""
-    mutator = _FastMath(mod)
-    for gvar, func in mod.functions_items():
-        if isinstance(func, relax.Function):
-            mutator.builder_.update_func(gvar, mutator.visit_expr(func))
-    return mutator.builder_.get()
+    return mutate_relax_functions(_FastMath(mod), mod)

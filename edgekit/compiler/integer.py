@@ -42,6 +42,7 @@ from edgekit.compiler.integer_tables import Lookup
 from edgekit.compiler.integer_values import IntValue, scalar_constant, to_float
 from edgekit.compiler.mac_share import mac_share
 from edgekit.compiler.relax_import import OnnxNode
+from edgekit.compiler.relax_mutation import mutate_relax_functions
 
 
 @dataclass
@@ -94,7 +95,7 @@ def integer_regions(mod: tvm.IRModule, dot: DotScheme | None = None, nodes: dict
     """
     report = IntegerReport()
     rewriter = _IntegerRewriter(mod, report, dot)
-    rewritten = relax.transform.DeadCodeElimination()(rewriter.transform())
+    rewritten = relax.transform.DeadCodeElimination()(mutate_relax_functions(rewriter, mod))
     _count_float_ops(rewritten, report)
     report.float_nodes = float_nodes_in_regions(rewritten["main"], nodes or {}, rewriter.dequantized, lambda call: why_no_rule(call, rewriter.values))
     report.macs = mac_share(mod["main"], rewriter.computed)
@@ -130,19 +131,12 @@ def _count_float_ops(mod: tvm.IRModule, report: IntegerReport) -> None:
 class _IntegerRewriter(PyExprMutator):
     def __init__(self, mod: tvm.IRModule, report: IntegerReport, dot: DotScheme | None = None) -> None:
         super().__init__(mod)
-        self.mod = mod
         self.report = report
         self.dot = dot
         self.values: dict[relax.Var, IntValue] = {}
         self.scalars: dict[relax.Var, np.ndarray] = {}  # scalar constants computed in the graph
         self.dequantized: set[relax.Var] = set()  # vars bound to the float meaning of an integer value (region exits)
         self.computed: set[relax.Var] = set()  # vars of the calls a rule computed in integers (INSIDE)
-
-    def transform(self) -> tvm.IRModule:
-        for gvar, func in self.mod.functions_items():
-            if isinstance(func, relax.Function):
-                self.builder_.update_func(gvar, self.visit_expr(func))
-        return self.builder_.get()
 
     def visit_var_binding_(self, binding: relax.VarBinding) -> None:
         value = self.visit_expr(binding.value)

@@ -19,27 +19,21 @@ from tvm import relax
 from tvm.ir.prim.expr import IntImm
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
+from edgekit.compiler.relax_mutation import mutate_relax_functions
+
 _PAIRWISE = {"relax.max": relax.op.maximum, "relax.min": relax.op.minimum}
 
 
 def pairwise_extrema(mod: tvm.IRModule) -> tvm.IRModule:
     """`mod` with every max/min over axis 0 of a stack of broadcasts written as elementwise maximum/minimum."""
-    rewritten = _Extrema(mod).transform()
-    return relax.transform.DeadCodeElimination()(rewritten)
+    return relax.transform.DeadCodeElimination()(mutate_relax_functions(_Extrema(mod), mod))
 
 
 @mutator
 class _Extrema(PyExprMutator):
     def __init__(self, mod: tvm.IRModule) -> None:
         super().__init__(mod)
-        self.mod = mod
         self.bound: dict[relax.Var, relax.Expr] = {}
-
-    def transform(self) -> tvm.IRModule:
-        for gvar, func in self.mod.functions_items():
-            if isinstance(func, relax.Function):
-                self.builder_.update_func(gvar, self.visit_expr(func))
-        return self.builder_.get()
 
     def visit_var_binding_(self, binding: relax.VarBinding) -> None:
         value = self.builder_.normalize(self.visit_expr(binding.value))

@@ -26,7 +26,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from edgekit.quantizer.graph import GraphView
+from edgekit.quantizer.graph import GraphView, tensor_ranks
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def fold_batch_norms(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[Fold
             removed.add(node.name)
             done.append(FoldedBatchNorm(node.name, producer.name))
             continue
-        ranks = _ranks(model) if ranks is None else ranks
+        ranks = tensor_ranks(model) if ranks is None else ranks
         rank = ranks.get(node.input[0])
         if rank is None or rank < 3:
             continue
@@ -128,9 +128,3 @@ def _foldable_weights(view: GraphView, producer: onnx.NodeProto | None, bn: onnx
     if bias is None:
         return None
     return np.asarray(weight), np.asarray(bias).reshape(-1), axis
-
-
-def _ranks(model: onnx.ModelProto) -> dict[str, int]:
-    inferred = onnx.shape_inference.infer_shapes(model)
-    infos = [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
-    return {vi.name: len(vi.type.tensor_type.shape.dim) for vi in infos if vi.type.tensor_type.HasField("shape")}

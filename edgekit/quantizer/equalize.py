@@ -25,7 +25,7 @@ import onnx
 from onnx import numpy_helper
 
 from edgekit.dataset import Dataset
-from edgekit.quantizer.graph import GraphView
+from edgekit.quantizer.graph import GraphView, tensor_ranks
 
 SAMPLES = 16
 SCALE_BOUNDS = (1e-4, 1e4)  # beyond these a channel is dead or the data too thin to move it
@@ -75,7 +75,7 @@ class _Candidate:
 def equalize(model: onnx.ModelProto, dataset: Dataset, alpha: float) -> tuple[onnx.ModelProto, list[Equalization]]:
     """`model` with every equalizable activation equalized (a copy; the input is left as it is)."""
     view = GraphView.of(model)
-    ranks = _ranks(model)
+    ranks = tensor_ranks(model)
     candidates = [c for t in _activation_tensors(view) if (c := _candidate(view, t, ranks)) is not None]
     if not candidates:
         return model, []
@@ -248,15 +248,6 @@ def _channel_maxima(model: onnx.ModelProto, tensors: list[str], axes: dict[str, 
             per = moved.reshape(moved.shape[0], -1).max(axis=1)
             maxima[name] = per if name not in maxima else np.maximum(maxima[name], per)
     return maxima
-
-
-def _ranks(model: onnx.ModelProto) -> dict[str, int]:
-    inferred = onnx.shape_inference.infer_shapes(model)
-    ranks = {}
-    for vi in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
-        if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape"):
-            ranks[vi.name] = len(vi.type.tensor_type.shape.dim)
-    return ranks
 
 
 def _write_constants(model: onnx.ModelProto, view: GraphView, replaced: dict[tuple[str, int], np.ndarray]) -> None:

@@ -80,6 +80,13 @@ class GraphView:
         return names
 
 
+def tensor_ranks(model: onnx.ModelProto) -> dict[str, int]:
+    """The rank of every tensor ONNX shape inference can tell (symbolic dimensions count)."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    infos = [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
+    return {vi.name: len(vi.type.tensor_type.shape.dim) for vi in infos if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape")}
+
+
 def name_nodes(model: onnx.ModelProto) -> None:
     """Give every unnamed top-level node a stable name (`OpType_index`) so the record can cite it."""
     taken = {node.name for node in model.graph.node if node.name}
